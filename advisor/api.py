@@ -1,0 +1,92 @@
+"""API plumbing shared by every app: one error format, bounded JSON bodies, pagination.
+
+Every error answers {"status": N, "detail": "...", "errors": [{"field": "a.b", "message": "...", "code": "..."}]}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class BoundedJSONParser(JSONParser):
+    """Refuse bodies over DATA_UPLOAD_MAX_MEMORY_SIZE before reading them into memory."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        request = (parser_context or {}).get("request")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        if limit is not None and length > limit:
+            raise BodyTooLarge(length=length, limit=limit)
+        return super().parse(stream, media_type, parser_context)
+
+
+class BodyTooLarge(exceptions.ValidationError):
+    def __init__(self, *, length: int, limit: int) -> None:
+        super().__init__(
+            {"body": [f"Request body is {length} bytes; the limit is {limit} bytes."]}, code="too_large"
+        )
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Turn DRF's nested error detail into a flat list with dotted field paths."""
+    if isinstance(detail, dict):
+        out: list[dict[str, str]] = []
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else str(key)
+            path = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            out.extend(flatten_errors(value, path))
+        return out
+    if isinstance(detail, list):
+        if detail and all(isinstance(item, exceptions.ErrorDetail | str) for item in detail):
+            return [
+                {"field": prefix or "body", "message": str(item), "code": getattr(item, "code", "invalid")}
+                for item in detail
+            ]
+        out = []
+        for index, item in enumerate(detail):
+            out.extend(flatten_errors(item, f"{prefix}[{index}]" if prefix else f"[{index}]"))
+        return out
+    return [{"field": prefix or "body", "message": str(detail), "code": getattr(detail, "code", "invalid")}]
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        exc = BodyTooLarge(length=-1, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        detail = "Invalid input: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
+    elif isinstance(exc, exceptions.ParseError):
+        errors = [{"field": "body", "message": str(exc.detail), "code": "parse_error"}]
+        detail = str(exc.detail)
+    elif isinstance(exc, Http404 | exceptions.NotFound):
+        errors = []
+        detail = "Not found."
+    else:
+        errors = []
+        detail = str(getattr(exc, "detail", exc))
+    response.data = {"status": response.status_code, "detail": detail, "errors": errors}
+    return response
+
+
+def validation_error(field: str, message: str, code: str = "invalid") -> exceptions.ValidationError:
+    return exceptions.ValidationError({field: [exceptions.ErrorDetail(message, code=code)]})
+
+
+__all__ = ["BoundedJSONParser", "Pagination", "exception_handler", "status", "validation_error"]

@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("apps.accounts.api_urls")),
+    path("", include("apps.catalog.api_urls")),
+    path("", include("apps.workloads.api_urls")),
+    path("", include("apps.benchmarks.api_urls")),
+    path("", include("apps.planner.api_urls")),
+    path("", include("apps.manifests.api_urls")),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="workloads:list", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("apps.accounts.urls")),
+    path("catalog/", include("apps.catalog.urls")),
+    path("workloads/", include("apps.workloads.urls")),
+    path("benchmarks/", include("apps.benchmarks.urls")),
+    path("plans/", include("apps.planner.urls")),
+    path("manifests/", include("apps.manifests.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+]

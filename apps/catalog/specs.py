@@ -1,0 +1,318 @@
+"""The catalog as plain dataclasses, parsed from the CSV files shipped in apps/catalog/data.
+
+No Django here: the performance model, the planner benchmark script and `load_catalog` all read the same specs.
+Numbers in the researched CSVs sometimes carry words ("~364 (derived)", "n/p (~70 reported, unverified)"):
+the first number is taken and the raw text stays in the notes.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def first_number(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    text = raw.replace(",", "").strip()
+    if not text or text.lower().startswith(("not supported", "n/a")):
+        return None
+    match = _NUMBER.search(text)
+    return float(match.group()) if match else None
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    slug: str
+    name: str
+    vendor: str
+    architecture: str  # family: hopper, blackwell, ampere, ada, turing, cdna3, cpu
+    compute_capability: float
+    memory_gb: float
+    memory_bandwidth_tbps: float
+    bf16_tflops: float | None
+    fp16_tflops: float | None
+    fp8_tflops: float | None
+    int8_tops: float | None
+    fp4_tflops: float | None
+    interconnect: str
+    interconnect_gbps: float  # bidirectional GB/s per GPU
+    fp8_native: bool
+    fp4_native: bool
+    source: str
+    notes: str
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.architecture == "cpu"
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gb * 1e9
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    slug: str
+    name: str
+    hf_repo: str
+    params_total_b: float
+    params_active_b: float
+    layers: int
+    hidden: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    max_context: int
+    architecture_type: str  # "dense" or "moe"
+    num_experts: int
+    experts_per_token: int
+    source: str
+    notes: str
+
+    def kv_bytes_per_token(self, kv_bytes_per_element: float = 2.0) -> float:
+        """K and V for every layer: 2 · layers · kv_heads · head_dim · bytes."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * kv_bytes_per_element
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    slug: str
+    name: str
+    weight_bytes_per_param: float
+    kv_bytes_per_element: float
+    compute_dtype: str  # bf16, fp16, fp8, int8, fp4
+    min_compute_capability: float
+    requires: str
+    engines: tuple[str, ...]
+    typical_quality_loss_pct: float
+    quality_source: str
+    size_source: str
+
+
+@dataclass(frozen=True)
+class OfferSpec:
+    provider: str
+    instance_type: str
+    accelerator: str  # as the provider names it
+    gpu_slug: str | None  # None when the accelerator is not in the GPU catalog
+    gpu_count: int
+    gpu_memory_gib: float | None
+    vcpus: float | None
+    memory_gib: float | None
+    region: str
+    ondemand_usd_per_hour: float | None
+    spot_usd_per_hour: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class ApiPriceSpec:
+    provider: str
+    model: str
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    snapshot_date: str
+    source: str
+    notes: str
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
+
+
+_FAMILIES = ("hopper", "blackwell", "ampere", "ada", "turing", "cdna 3", "cdna3", "volta", "cpu")
+
+
+def _family(architecture: str) -> str:
+    lowered = architecture.lower()
+    for family in _FAMILIES:
+        if family in lowered:
+            return family.replace(" ", "")
+    return lowered.split()[0] if lowered else "unknown"
+
+
+def load_gpus(data_dir: Path = DATA_DIR) -> list[GpuSpec]:
+    specs = []
+    for path in (data_dir / "gpus.csv", data_dir / "accelerators_extra.csv"):
+        for row in _rows(path):
+            family = _family(row["architecture"])
+            specs.append(
+                GpuSpec(
+                    slug=row["slug"],
+                    name=row["gpu"],
+                    vendor=row["vendor"],
+                    architecture=family,
+                    # AMD lists gfx942; the CUDA-style number is kept only for NVIDIA, and CDNA3 is treated as
+                    # Hopper-class for precision support (FP8 and BF16 tensor cores).
+                    compute_capability=9.0 if family == "cdna3" else first_number(row["compute_capability"]) or 0.0,
+                    memory_gb=first_number(row["memory_gb"]) or 0.0,
+                    memory_bandwidth_tbps=first_number(row["mem_bw_TBps"]) or 0.0,
+                    bf16_tflops=first_number(row["bf16_dense_TFLOPS"]),
+                    fp16_tflops=first_number(row["fp16_dense_TFLOPS"]),
+                    fp8_tflops=first_number(row["fp8_dense_TFLOPS"]),
+                    int8_tops=first_number(row["int8_dense_TOPS"]),
+                    fp4_tflops=first_number(row["fp4_dense_TFLOPS"]),
+                    interconnect=row["interconnect"],
+                    interconnect_gbps=first_number(row["interconnect_GBps_bidir"]) or 0.0,
+                    fp8_native=row["fp8_native"].strip().lower().startswith("yes")
+                    or family in {"hopper", "ada", "blackwell", "cdna3"},
+                    fp4_native=family == "blackwell",
+                    source=row["spec_source_primary"],
+                    notes=row["notes_uncertainty"],
+                )
+            )
+    return specs
+
+
+def _moe_shape(row: dict[str, str]) -> tuple[int, int]:
+    match = re.search(r"(\d+)\s*experts.*?top-?(\d+)", row["type"] + " " + row["notes"], re.IGNORECASE)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def load_models(data_dir: Path = DATA_DIR) -> list[ModelSpec]:
+    specs = []
+    for row in _rows(data_dir / "models.csv"):
+        num_experts, experts_per_token = _moe_shape(row)
+        specs.append(
+            ModelSpec(
+                slug=row["slug"],
+                name=row["model"],
+                hf_repo=row["hf_repo"],
+                params_total_b=float(row["params_total_B"]),
+                params_active_b=float(row["params_active_B"]),
+                layers=int(row["layers"]),
+                hidden=int(row["hidden"]),
+                attention_heads=int(row["attn_heads"]),
+                kv_heads=int(row["kv_heads"]),
+                head_dim=int(row["head_dim"]),
+                intermediate=int(row["intermediate"]),
+                vocab=int(row["vocab"]),
+                max_context=int(row["max_position_embeddings"]),
+                architecture_type="moe" if num_experts else "dense",
+                num_experts=num_experts,
+                experts_per_token=experts_per_token,
+                source=row["config_source_retrieved"],
+                notes="; ".join(filter(None, [row["context_notes"], row["type"], row["notes"]])),
+            )
+        )
+    return specs
+
+
+def load_quantizations(data_dir: Path = DATA_DIR) -> list[QuantSpec]:
+    return [
+        QuantSpec(
+            slug=row["slug"],
+            name=row["name"],
+            weight_bytes_per_param=float(row["weight_bytes_per_param"]),
+            kv_bytes_per_element=float(row["kv_bytes_per_element"]),
+            compute_dtype=row["compute_dtype"],
+            min_compute_capability=float(row["min_compute_capability"]),
+            requires=row["requires"],
+            engines=tuple(row["engines"].split(",")),
+            typical_quality_loss_pct=float(row["typical_quality_loss_pct"]),
+            quality_source=row["quality_source"],
+            size_source=row["size_source"],
+        )
+        for row in _rows(data_dir / "quantizations.csv")
+    ]
+
+
+# SkyPilot names accelerators per provider; this maps them onto catalog slugs. Unlisted names (V100, A6000,
+# GH200, …) stay as offers without a GPU spec, which the planner cannot model and skips.
+_ACCELERATOR_SLUGS = {
+    "h100": "h100-sxm",
+    "h100-sxm": "h100-sxm",
+    "h100-80g-sxm5": "h100-sxm",
+    "h100-80g-pcie": "h100-pcie",
+    "h100-80g-pcie-nvlink": "h100-pcie",
+    "h100-nvl": "h100-nvl",
+    "h200": "h200",
+    "b200": "b200",
+    "gb200": "gb200",
+    "a100-80gb": "a100-80gb",
+    "a100-80g-pcie": "a100-80gb",
+    "a100-80g-pcie-nvlink": "a100-80gb",
+    "a100-80gb-160gb": "a100-80gb",
+    "a100-80gb-320gb": "a100-80gb",
+    "a100-80gb-640gb": "a100-80gb",
+    "a100": "a100-40gb",
+    "a100-40gb": "a100-40gb",
+    "a100-40gb-320gb": "a100-40gb",
+    "l40s": "l40s",
+    "l40": "l40",
+    "l4": "l4",
+    "a10g": "a10g",
+    "a10": "a10",
+    "t4": "t4",
+    "rtx4090": "rtx-4090",
+    "rtx-4090": "rtx-4090",
+    "rtx6000ada": "rtx-6000-ada",
+    "rtx-6000-ada": "rtx-6000-ada",
+    "mi300x": "mi300x",
+    "mi325x": "mi325x",
+}
+
+
+def accelerator_slug(accelerator: str, instance_type: str = "") -> str | None:
+    slug = _ACCELERATOR_SLUGS.get(accelerator.strip().lower())
+    if slug == "h100-sxm" and "pcie" in instance_type.lower():
+        return "h100-pcie"
+    return slug
+
+
+def parse_offer_row(row: dict[str, str], *, provider: str | None = None, source: str = "") -> OfferSpec:
+    """One offer from our gpu_prices.csv or a SkyPilot vms.csv row (InstanceType, AcceleratorName, …)."""
+    instance_type = row.get("instance_type") or row.get("InstanceType") or ""
+    accelerator = row.get("accelerator") or row.get("AcceleratorName") or ""
+    count = first_number(row.get("accelerator_count") or row.get("AcceleratorCount")) or 0
+    return OfferSpec(
+        provider=provider or row["provider"],
+        instance_type=instance_type,
+        accelerator=accelerator,
+        gpu_slug=accelerator_slug(accelerator, instance_type),
+        gpu_count=int(count),
+        gpu_memory_gib=first_number(row.get("gpu_memory_gib")),
+        vcpus=first_number(row.get("vcpus") or row.get("vCPUs")),
+        memory_gib=first_number(row.get("memory_gib") or row.get("MemoryGiB")),
+        region=row.get("region") or row.get("Region") or "",
+        ondemand_usd_per_hour=first_number(row.get("ondemand_usd_per_hour") or row.get("Price")),
+        spot_usd_per_hour=first_number(row.get("spot_usd_per_hour") or row.get("SpotPrice")),
+        source=source or f"{row.get('source_path', '')}@{row.get('source_commit', '')}",
+    )
+
+
+def load_offers(data_dir: Path = DATA_DIR) -> list[OfferSpec]:
+    return [parse_offer_row(row) for row in _rows(data_dir / "gpu_prices.csv")]
+
+
+def load_api_prices(data_dir: Path = DATA_DIR) -> list[ApiPriceSpec]:
+    specs = []
+    for row in _rows(data_dir / "api_prices.csv"):
+        input_price = first_number(row["input_usd_per_Mtok"])
+        output_price = first_number(row["output_usd_per_Mtok"])
+        if input_price is None or output_price is None:
+            continue
+        specs.append(
+            ApiPriceSpec(
+                provider=row["provider"],
+                model=row["model"],
+                input_usd_per_mtok=input_price,
+                output_usd_per_mtok=output_price,
+                snapshot_date=row["snapshot_date"],
+                source=row["source_url"],
+                notes=" ".join(
+                    filter(None, [row["notes"], row["input_usd_per_Mtok"], row["output_usd_per_Mtok"]])
+                ),
+            )
+        )
+    return specs
