@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -316,3 +317,47 @@ def load_api_prices(data_dir: Path = DATA_DIR) -> list[ApiPriceSpec]:
             )
         )
     return specs
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """Everything the planner reads from the catalog, with a version string that recommendations record."""
+
+    version: str
+    gpus: tuple[GpuSpec, ...]
+    models: tuple[ModelSpec, ...]
+    quantizations: tuple[QuantSpec, ...]
+    offers: tuple[OfferSpec, ...]
+    api_prices: tuple[ApiPriceSpec, ...]
+
+    def gpu(self, slug: str) -> GpuSpec:
+        return _by_slug(self.gpus, slug, "GPU")
+
+    def model(self, slug: str) -> ModelSpec:
+        return _by_slug(self.models, slug, "model")
+
+    def quantization(self, slug: str) -> QuantSpec:
+        return _by_slug(self.quantizations, slug, "quantization")
+
+
+_Spec = TypeVar("_Spec", GpuSpec, ModelSpec, QuantSpec)
+
+
+def _by_slug(items: tuple[_Spec, ...], slug: str, kind: str) -> _Spec:
+    for item in items:
+        if item.slug == slug:
+            return item
+    known = ", ".join(sorted(item.slug for item in items))
+    raise KeyError(f"unknown {kind} {slug!r}; known: {known}")
+
+
+def load_snapshot(data_dir: Path = DATA_DIR) -> CatalogSnapshot:
+    """The shipped catalog straight from the CSV files (the database copy is built from the same rows)."""
+    return CatalogSnapshot(
+        version="shipped",
+        gpus=tuple(load_gpus(data_dir)),
+        models=tuple(load_models(data_dir)),
+        quantizations=tuple(load_quantizations(data_dir)),
+        offers=tuple(load_offers(data_dir)),
+        api_prices=tuple(load_api_prices(data_dir)),
+    )
