@@ -11,34 +11,10 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-
-class Pagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-class BoundedJSONParser(JSONParser):
-    """Refuse bodies over DATA_UPLOAD_MAX_MEMORY_SIZE before reading them into memory."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        request = (parser_context or {}).get("request")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
-        if limit is not None and length > limit:
-            raise BodyTooLarge(length=length, limit=limit)
-        return super().parse(stream, media_type, parser_context)
-
-
-class BodyTooLarge(exceptions.ValidationError):
-    def __init__(self, *, length: int, limit: int) -> None:
-        super().__init__(
-            {"body": [f"Request body is {length} bytes; the limit is {limit} bytes."]}, code="too_large"
-        )
+from advisor.rest import BodyTooLarge, BoundedJSONParser, Pagination
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -46,6 +22,9 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     if isinstance(detail, dict):
         out: list[dict[str, str]] = []
         for key, value in detail.items():
+            if isinstance(key, int):  # a list item's errors, as ListField reports them
+                out.extend(flatten_errors(value, f"{prefix}[{key}]"))
+                continue
             name = "" if key == "non_field_errors" else str(key)
             path = f"{prefix}.{name}" if prefix and name else (name or prefix)
             out.extend(flatten_errors(value, path))
@@ -89,4 +68,4 @@ def validation_error(field: str, message: str, code: str = "invalid") -> excepti
     return exceptions.ValidationError({field: [exceptions.ErrorDetail(message, code=code)]})
 
 
-__all__ = ["BoundedJSONParser", "Pagination", "exception_handler", "status", "validation_error"]
+__all__ = ["BodyTooLarge", "BoundedJSONParser", "Pagination", "exception_handler", "status", "validation_error"]

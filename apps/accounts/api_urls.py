@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+from rest_framework.authtoken.views import ObtainAuthToken
+
+from apps.accounts import api
 
 app_name = "accounts-api"
-urlpatterns: list = []
+urlpatterns = [
+    path("me/", api.MeApi.as_view(), name="me"),
+    path("auth/token/", ObtainAuthToken.as_view(), name="token"),
+]

@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.workloads import api
 
 app_name = "workloads-api"
-urlpatterns: list = []
+urlpatterns = [
+    path("workloads/", api.WorkloadListApi.as_view(), name="list"),
+    path("workloads/<int:workload_id>/", api.WorkloadDetailApi.as_view(), name="detail"),
+    path("workloads/<int:workload_id>/traffic/", api.WorkloadTrafficImportApi.as_view(), name="traffic"),
+]

@@ -1,4 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.workloads import views
 
 app_name = "workloads"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.workload_list, name="list"),
+    path("new/", views.workload_create, name="create"),
+    path("validate/", views.workload_validate, name="validate"),
+    path("<int:workload_id>/", views.workload_detail, name="detail"),
+    path("<int:workload_id>/edit/", views.workload_edit, name="edit"),
+    path("<int:workload_id>/delete/", views.workload_delete, name="delete"),
+    path("<int:workload_id>/workload.json", views.workload_download, name="download"),
+]

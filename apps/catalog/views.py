@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from apps.catalog import selectors
+
+
+@require_GET
+@login_required
+def catalog_index(request: HttpRequest) -> HttpResponse:
+    return render(request, "catalog/index.html", {"section": "index"})
+
+
+@require_GET
+@login_required
+def gpu_list(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "")
+    return render(request, "catalog/gpus.html", {"gpus": selectors.gpu_list(search=q), "q": q, "section": "gpus"})
+
+
+@require_GET
+@login_required
+def model_list(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "")
+    context = {"models": selectors.model_list(search=q), "q": q, "section": "models"}
+    return render(request, "catalog/models.html", context)
+
+
+@require_GET
+@login_required
+def engine_list(request: HttpRequest) -> HttpResponse:
+    context = {
+        "engines": selectors.engine_list(),
+        "quantizations": selectors.quantization_list(),
+        "section": "engines",
+    }
+    return render(request, "catalog/engines.html", context)
+
+
+@require_GET
+@login_required
+def offer_list(request: HttpRequest) -> HttpResponse:
+    provider = request.GET.get("provider", "")
+    gpu = request.GET.get("gpu", "")
+    spot = request.GET.get("spot", "") == "on"
+    context = {
+        "offers": selectors.offer_list(provider=provider, gpu=gpu, spot_only=spot),
+        "providers": sorted(selectors.offer_providers()),
+        "gpus": selectors.gpu_list(),
+        "provider": provider,
+        "gpu": gpu,
+        "spot": spot,
+        "section": "offers",
+    }
+    return render(request, "catalog/offers.html", context)
+
+
+@require_GET
+@login_required
+def api_price_list(request: HttpRequest) -> HttpResponse:
+    provider = request.GET.get("provider", "")
+    context = {
+        "prices": selectors.api_price_list(provider=provider),
+        "providers": sorted({p.provider for p in selectors.api_price_list()}),
+        "provider": provider,
+        "section": "api-prices",
+    }
+    return render(request, "catalog/api_prices.html", context)

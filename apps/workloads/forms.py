@@ -1,0 +1,196 @@
+"""The workload form: flat fields for people, turned into the workload document and checked by the same
+validator as the API (apps/workloads/serializers.py), whose dotted error paths map back onto these fields."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from rest_framework import serializers
+
+from advisor.api import flatten_errors
+from apps.catalog import selectors as catalog
+from apps.workloads.models import Workload
+from apps.workloads.serializers import validate_document
+from apps.workloads.traffic import TrafficImportError, curve_from_csv
+
+DISTRIBUTION_KEYS = ("mean", "p50", "p95", "max")
+
+# Where each part of the document lives on the form.
+DOCUMENT_TO_FIELD = {
+    "name": "name",
+    "model": "model",
+    "traffic.hourly_requests_per_s": "hourly_rates",
+    "traffic": "hourly_rates",
+    "slo.ttft_p95_ms": "ttft_p95_ms",
+    "slo.itl_p95_ms": "itl_p95_ms",
+    "quality.allowed_quantizations": "allowed_quantizations",
+    "constraints.gpus": "gpus",
+    "constraints.providers": "providers",
+    "constraints.max_gpus_per_replica": "max_gpus_per_replica",
+    "constraints.spot": "spot",
+    "constraints.min_replicas": "min_replicas",
+    "options.headroom": "headroom_pct",
+    "options.ops_hours_per_month": "ops_hours_per_month",
+    "options.ops_hourly_usd": "ops_hourly_usd",
+    "options.engines": "engines",
+    **{f"{dist}_tokens.{key}": f"{dist}_{key}" for dist in ("prompt", "output") for key in DISTRIBUTION_KEYS},
+}
+
+
+def parse_rates(text: str) -> list[float]:
+    parts = [part for part in re.split(r"[\s,;]+", text.strip()) if part]
+    try:
+        return [float(part) for part in parts]
+    except ValueError as exc:
+        raise forms.ValidationError("Enter numbers separated by commas or spaces.") from exc
+
+
+def form_field_for(path: str) -> str | None:
+    """Map `prompt_tokens.p50` or `traffic.hourly_requests_per_s[3]` to the form field that shows it."""
+    base = re.sub(r"\[\d+\]$", "", path)
+    return DOCUMENT_TO_FIELD.get(base)
+
+
+class WorkloadForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=None, empty_label=None)  # type: ignore[arg-type]
+    name = forms.CharField(max_length=100, help_text="Unique within the team.")
+    model = forms.ChoiceField(choices=())
+    hourly_rates = forms.CharField(
+        label="Requests per second, hour 0..23 UTC",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="24 numbers separated by commas or spaces.",
+    )
+    traffic_csv = forms.FileField(
+        required=False,
+        label="…or import a CSV",
+        help_text="Request timestamps (one per line) or `hour,requests` counts; replaces the numbers above.",
+    )
+    prompt_mean = forms.FloatField(label="Prompt tokens: mean")
+    prompt_p50 = forms.FloatField(label="p50")
+    prompt_p95 = forms.FloatField(label="p95")
+    prompt_max = forms.IntegerField(label="max")
+    output_mean = forms.FloatField(label="Output tokens: mean")
+    output_p50 = forms.FloatField(label="p50")
+    output_p95 = forms.FloatField(label="p95")
+    output_max = forms.IntegerField(label="max")
+    ttft_p95_ms = forms.FloatField(label="p95 time to first token (ms)")
+    itl_p95_ms = forms.FloatField(label="p95 inter-token latency (ms)")
+    allowed_quantizations = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple)
+    gpus = forms.MultipleChoiceField(
+        choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: any GPU."
+    )
+    providers = forms.MultipleChoiceField(
+        choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: any provider."
+    )
+    engines = forms.MultipleChoiceField(
+        choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: every engine."
+    )
+    max_gpus_per_replica = forms.IntegerField(initial=8, label="Max GPUs per replica")
+    min_replicas = forms.IntegerField(initial=1, label="Min replicas (warm standby)")
+    spot = forms.BooleanField(required=False, label="Use spot prices")
+    headroom_pct = forms.FloatField(initial=20, label="Headroom (%)")
+    ops_hours_per_month = forms.FloatField(initial=10, label="Ops hours per month")
+    ops_hourly_usd = forms.FloatField(initial=100, label="Ops hourly rate (USD)")
+
+    def __init__(self, *args: Any, teams: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from workers.engines import ENGINES
+
+        self.fields["team"].queryset = teams  # type: ignore[attr-defined]
+        self.fields["model"].choices = [(m.slug, f"{m.name} ({m.params_total_b:g}B)") for m in catalog.model_list()]  # type: ignore[attr-defined]
+        self.fields["allowed_quantizations"].choices = [(q.slug, q.name) for q in catalog.quantization_list()]  # type: ignore[attr-defined]
+        self.fields["gpus"].choices = [(g.slug, g.name) for g in catalog.gpu_list()]  # type: ignore[attr-defined]
+        self.fields["providers"].choices = [(p, p) for p in sorted(catalog.offer_providers())]  # type: ignore[attr-defined]
+        self.fields["engines"].choices = [(e.name, e.display_name) for e in ENGINES.values()]  # type: ignore[attr-defined]
+        self.document: dict[str, Any] | None = None
+
+    @classmethod
+    def initial_from(cls, workload: Workload) -> dict[str, Any]:
+        document = workload.to_document()
+        options = document["options"]
+        constraints = document["constraints"]
+        initial: dict[str, Any] = {
+            "team": workload.team_id,
+            "name": document["name"],
+            "model": document["model"],
+            "hourly_rates": ", ".join(f"{rate:g}" for rate in document["traffic"]["hourly_requests_per_s"]),
+            "ttft_p95_ms": document["slo"]["ttft_p95_ms"],
+            "itl_p95_ms": document["slo"]["itl_p95_ms"],
+            "allowed_quantizations": document["quality"]["allowed_quantizations"],
+            "gpus": constraints.get("gpus", []),
+            "providers": constraints.get("providers", []),
+            "max_gpus_per_replica": constraints.get("max_gpus_per_replica", 8),
+            "min_replicas": constraints.get("min_replicas", 1),
+            "spot": constraints.get("spot", False),
+            "engines": options.get("engines", []),
+            "headroom_pct": round(options.get("headroom", 0.2) * 100, 2),
+            "ops_hours_per_month": options.get("ops_hours_per_month", 10),
+            "ops_hourly_usd": options.get("ops_hourly_usd", 100),
+        }
+        for dist in ("prompt", "output"):
+            for key in DISTRIBUTION_KEYS:
+                initial[f"{dist}_{key}"] = document[f"{dist}_tokens"][key]
+        return initial
+
+    def clean_hourly_rates(self) -> list[float]:
+        return parse_rates(self.cleaned_data["hourly_rates"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        upload = cleaned.get("traffic_csv")
+        if upload:
+            try:
+                cleaned["hourly_rates"] = curve_from_csv(upload.read().decode("utf-8"))
+            except (TrafficImportError, UnicodeDecodeError) as exc:
+                self.add_error("traffic_csv", str(exc))
+                return cleaned
+            self.errors.pop("hourly_rates", None)
+        # Validate what parsed even when other fields are missing or wrong: inline validation shows a rule
+        # broken by a filled field while the rest of the form is still empty. A field that already has a form
+        # error keeps it (the document rule would only repeat "required").
+        try:
+            self.document = validate_document(self.to_document(cleaned))
+        except serializers.ValidationError as exc:
+            self.add_document_errors(exc, skip=set(self.errors))
+        return cleaned
+
+    def to_document(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        """The workload document from the fields that parsed; missing ones are left out."""
+
+        def pick(**paths: str) -> dict[str, Any]:
+            return {key: cleaned[field] for key, field in paths.items() if cleaned.get(field) is not None}
+
+        document: dict[str, Any] = pick(name="name", model="model")
+        if cleaned.get("hourly_rates") is not None:
+            document["traffic"] = {"hourly_requests_per_s": cleaned["hourly_rates"]}
+        for dist in ("prompt", "output"):
+            document[f"{dist}_tokens"] = pick(**{key: f"{dist}_{key}" for key in DISTRIBUTION_KEYS})
+        document["slo"] = pick(ttft_p95_ms="ttft_p95_ms", itl_p95_ms="itl_p95_ms")
+        document["quality"] = {"allowed_quantizations": list(cleaned.get("allowed_quantizations") or [])}
+        document["constraints"] = {
+            "gpus": list(cleaned.get("gpus") or []),
+            "providers": list(cleaned.get("providers") or []),
+            "spot": bool(cleaned.get("spot")),
+            **pick(max_gpus_per_replica="max_gpus_per_replica", min_replicas="min_replicas"),
+        }
+        options = pick(ops_hours_per_month="ops_hours_per_month", ops_hourly_usd="ops_hourly_usd")
+        if cleaned.get("headroom_pct") is not None:
+            options["headroom"] = cleaned["headroom_pct"] / 100
+        document["options"] = {**options, "engines": list(cleaned.get("engines") or [])}
+        return document
+
+    def add_document_errors(self, exc: serializers.ValidationError, skip: set[str] | None = None) -> None:
+        for error in flatten_errors(exc.detail):
+            field = form_field_for(error["field"])
+            if skip and field in skip:
+                continue
+            message = error["message"]
+            index = re.search(r"\[(\d+)\]$", error["field"])
+            if index:
+                message = f"Hour {index.group(1)}: {message}"
+            if field is not None and field in self.fields:
+                self.add_error(field, message)
+            else:
+                self.add_error(None, f"{error['field']}: {message}")

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from apps.accounts.models import Team
+from apps.catalog.models import ModelArchitecture
+
+
+class Workload(models.Model):
+    """What DESIGN.md's workload file holds. `to_document()` gives that file back."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="workloads")
+    name = models.CharField(max_length=100)
+    model = models.ForeignKey(ModelArchitecture, on_delete=models.PROTECT, related_name="workloads")
+    hourly_requests_per_s = models.JSONField(help_text="24 request rates, hour 0..23 UTC")
+    prompt_tokens = models.JSONField(help_text="{mean, p50, p95, max}")
+    output_tokens = models.JSONField(help_text="{mean, p50, p95, max}")
+    ttft_p95_ms = models.FloatField()
+    itl_p95_ms = models.FloatField()
+    allowed_quantizations = models.JSONField()
+    constraints = models.JSONField(default=dict)
+    options = models.JSONField(default=dict, blank=True, help_text="headroom, ops hours and rate, engines")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_workload_name_per_team")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("workloads:detail", args=[self.pk])
+
+    @property
+    def peak_requests_per_s(self) -> float:
+        return max(self.hourly_requests_per_s)
+
+    @property
+    def daily_requests(self) -> float:
+        return sum(rate * 3600 for rate in self.hourly_requests_per_s)
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": self.model.slug,
+            "traffic": {"hourly_requests_per_s": list(self.hourly_requests_per_s)},
+            "prompt_tokens": dict(self.prompt_tokens),
+            "output_tokens": dict(self.output_tokens),
+            "slo": {"ttft_p95_ms": self.ttft_p95_ms, "itl_p95_ms": self.itl_p95_ms},
+            "quality": {"allowed_quantizations": list(self.allowed_quantizations)},
+            "constraints": dict(self.constraints),
+            "options": dict(self.options),
+        }

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from apps.accounts.models import Role, Team
+from apps.catalog.services import catalog_load
+from apps.workloads.models import Workload
+from tests.factories import PASSWORD, MembershipFactory, TeamFactory, UserFactory, WorkloadFactory
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
+    """Load the shipped catalog once per test session; each test's transaction rolls back its own rows."""
+    with django_db_blocker.unblock():
+        catalog_load()
+
+
+@dataclass
+class TeamWorld:
+    """Two teams: Alice owns team A, Victor views team A, Bob owns team B with Bob's workload."""
+
+    team_a: Team
+    team_b: Team
+    alice: Any
+    victor: Any
+    bob: Any
+    workload_a: Workload
+    workload_b: Workload
+
+    def client_for(self, user: Any) -> Client:
+        client = Client()
+        assert client.login(username=user.username, password=PASSWORD)
+        return client
+
+    def api_for(self, user: Any) -> APIClient:
+        client = APIClient()
+        client.force_authenticate(user=user)
+        return client
+
+
+@pytest.fixture
+def world(db: Any) -> TeamWorld:
+    team_a, team_b = TeamFactory(slug="team-a"), TeamFactory(slug="team-b")
+    alice, victor, bob = UserFactory(username="alice"), UserFactory(username="victor"), UserFactory(username="bob")
+    MembershipFactory(team=team_a, user=alice, role=Role.OWNER)
+    MembershipFactory(team=team_a, user=victor, role=Role.VIEWER)
+    MembershipFactory(team=team_b, user=bob, role=Role.OWNER)
+    return TeamWorld(
+        team_a=team_a,
+        team_b=team_b,
+        alice=alice,
+        victor=victor,
+        bob=bob,
+        workload_a=WorkloadFactory(team=team_a, name="alice-chat"),
+        workload_b=WorkloadFactory(team=team_b, name="bob-chat"),
+    )
