@@ -68,4 +68,11 @@ def validation_error(field: str, message: str, code: str = "invalid") -> excepti
     return exceptions.ValidationError({field: [exceptions.ErrorDetail(message, code=code)]})
 
 
-__all__ = ["BodyTooLarge", "BoundedJSONParser", "Pagination", "exception_handler", "status", "validation_error"]
+__all__ = [
+    "BodyTooLarge",
+    "BoundedJSONParser",
+    "Pagination",
+    "exception_handler",
+    "status",
+    "validation_error",
+]

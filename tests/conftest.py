@@ -46,7 +46,11 @@ class TeamWorld:
 @pytest.fixture
 def world(db: Any) -> TeamWorld:
     team_a, team_b = TeamFactory(slug="team-a"), TeamFactory(slug="team-b")
-    alice, victor, bob = UserFactory(username="alice"), UserFactory(username="victor"), UserFactory(username="bob")
+    alice, victor, bob = (
+        UserFactory(username="alice"),
+        UserFactory(username="victor"),
+        UserFactory(username="bob"),
+    )
     MembershipFactory(team=team_a, user=alice, role=Role.OWNER)
     MembershipFactory(team=team_a, user=victor, role=Role.VIEWER)
     MembershipFactory(team=team_b, user=bob, role=Role.OWNER)

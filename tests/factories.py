@@ -41,7 +41,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def saved(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+    def saved(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create:
             obj.save()
 
@@ -70,7 +70,9 @@ class WorkloadFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     name = factory.Sequence(lambda n: f"workload-{n}")
     model = factory.LazyFunction(lambda: ModelArchitecture.objects.get(slug="llama-3.1-8b"))
-    hourly_requests_per_s = factory.LazyFunction(lambda: list(WORKLOAD_DOCUMENT["traffic"]["hourly_requests_per_s"]))
+    hourly_requests_per_s = factory.LazyFunction(
+        lambda: list(WORKLOAD_DOCUMENT["traffic"]["hourly_requests_per_s"])
+    )
     prompt_tokens = factory.LazyFunction(lambda: dict(WORKLOAD_DOCUMENT["prompt_tokens"]))
     output_tokens = factory.LazyFunction(lambda: dict(WORKLOAD_DOCUMENT["output_tokens"]))
     ttft_p95_ms = 800.0

@@ -11,7 +11,11 @@ def test_database_url_is_parsed() -> None:
 
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
-        "app", "s@cret", "db.internal", "6543", "advisor",
+        "app",
+        "s@cret",
+        "db.internal",
+        "6543",
+        "advisor",
     )
 
 

@@ -26,5 +26,7 @@ class MeOut(serializers.Serializer[object]):
 class MeApi(APIView):
     @extend_schema(responses=MeOut)
     def get(self, request: Request) -> Response:
-        memberships = Membership.objects.filter(user=request.user).select_related("team")
-        return Response({"username": request.user.get_username(), "teams": MembershipOut(memberships, many=True).data})
+        memberships = Membership.objects.filter(user_id=request.user.pk or 0).select_related("team")
+        return Response(
+            {"username": request.user.get_username(), "teams": MembershipOut(memberships, many=True).data}
+        )

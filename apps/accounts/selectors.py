@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from apps.accounts.models import WRITE_ROLES, Membership, Team
 
-AnyUser = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser
 
 
 def teams_of(*, user: AnyUser) -> QuerySet[Team]:

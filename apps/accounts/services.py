@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.text import slugify
 
 from apps.accounts.models import Membership, Role, Team
 
 
-def team_create(*, name: str, owner: AbstractUser | None = None) -> Team:
+def team_create(*, name: str, owner: User | None = None) -> Team:
     with transaction.atomic():
         team = Team.objects.create(name=name, slug=slugify(name))
         if owner is not None:
@@ -16,16 +15,15 @@ def team_create(*, name: str, owner: AbstractUser | None = None) -> Team:
     return team
 
 
-def membership_set(*, team: Team, user: AbstractUser, role: Role) -> Membership:
+def membership_set(*, team: Team, user: User, role: Role) -> Membership:
     membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
     return membership
 
 
-def user_ensure(*, username: str, password: str, email: str = "", is_staff: bool = False) -> AbstractUser:
+def user_ensure(*, username: str, password: str, email: str = "", is_staff: bool = False) -> User:
     """Create the user, or reset the password of an existing one (used by demo data, idempotent)."""
-    user_model = get_user_model()
-    user, _ = user_model.objects.get_or_create(username=username, defaults={"email": email})
+    user, _ = User.objects.get_or_create(username=username, defaults={"email": email})
     user.set_password(password)
     user.is_staff = is_staff
     user.save()
-    return user  # type: ignore[no-any-return]
+    return user

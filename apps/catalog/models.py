@@ -125,7 +125,9 @@ class CloudOffer(models.Model):
     class Meta:
         ordering = ["provider", "instance_type"]
         constraints = [
-            models.UniqueConstraint(fields=["provider", "instance_type", "region"], name="one_offer_per_region")
+            models.UniqueConstraint(
+                fields=["provider", "instance_type", "region"], name="one_offer_per_region"
+            )
         ]
 
     def __str__(self) -> str:

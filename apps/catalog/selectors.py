@@ -30,7 +30,12 @@ def catalog_snapshot() -> specs.CatalogSnapshot:
     prices = tuple(_to_spec(specs.ApiPriceSpec, row) for row in ApiPrice.objects.all())
     digest = hashlib.sha256(repr((gpus, models, quants, offers, prices)).encode()).hexdigest()[:12]
     return specs.CatalogSnapshot(
-        version=f"catalog-{digest}", gpus=gpus, models=models, quantizations=quants, offers=offers, api_prices=prices
+        version=f"catalog-{digest}",
+        gpus=gpus,
+        models=models,
+        quantizations=quants,
+        offers=offers,
+        api_prices=prices,
     )
 
 

@@ -32,7 +32,9 @@ class QuantizationOut(serializers.ModelSerializer[Quantization]):
 
 
 class CloudOfferOut(serializers.ModelSerializer[CloudOffer]):
-    gpu = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    gpu: serializers.SlugRelatedField[GpuType] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = CloudOffer

@@ -71,7 +71,9 @@ def catalog_load(*, data_dir: Path = specs.DATA_DIR) -> LoadCounts:
         )
     for price in specs.load_api_prices(data_dir):
         ApiPrice.objects.update_or_create(
-            provider=price.provider, model=price.model, defaults=_spec_fields(price, exclude=("provider", "model"))
+            provider=price.provider,
+            model=price.model,
+            defaults=_spec_fields(price, exclude=("provider", "model")),
         )
     return LoadCounts(
         gpus=GpuType.objects.count(),

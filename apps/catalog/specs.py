@@ -155,7 +155,9 @@ def load_gpus(data_dir: Path = DATA_DIR) -> list[GpuSpec]:
                     architecture=family,
                     # AMD lists gfx942; the CUDA-style number is kept only for NVIDIA, and CDNA3 is treated as
                     # Hopper-class for precision support (FP8 and BF16 tensor cores).
-                    compute_capability=9.0 if family == "cdna3" else first_number(row["compute_capability"]) or 0.0,
+                    compute_capability=9.0
+                    if family == "cdna3"
+                    else first_number(row["compute_capability"]) or 0.0,
                     memory_gb=first_number(row["memory_gb"]) or 0.0,
                     memory_bandwidth_tbps=first_number(row["mem_bw_TBps"]) or 0.0,
                     bf16_tflops=first_number(row["bf16_dense_TFLOPS"]),

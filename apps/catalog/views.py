@@ -18,7 +18,9 @@ def catalog_index(request: HttpRequest) -> HttpResponse:
 @login_required
 def gpu_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "")
-    return render(request, "catalog/gpus.html", {"gpus": selectors.gpu_list(search=q), "q": q, "section": "gpus"})
+    return render(
+        request, "catalog/gpus.html", {"gpus": selectors.gpu_list(search=q), "q": q, "section": "gpus"}
+    )
 
 
 @require_GET

@@ -96,7 +96,12 @@ class WorkloadTrafficImportApi(APIView):
     parser_classes = [MultiPartParser, BoundedJSONParser]
 
     @extend_schema(
-        request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
         responses=WorkloadOut,
         description="Replace the traffic curve from a CSV of request timestamps or of `hour,requests` counts.",
     )

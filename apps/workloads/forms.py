@@ -10,6 +10,7 @@ from django import forms
 from rest_framework import serializers
 
 from advisor.api import flatten_errors
+from apps.accounts.models import Team
 from apps.catalog import selectors as catalog
 from apps.workloads.models import Workload
 from apps.workloads.serializers import validate_document
@@ -54,7 +55,9 @@ def form_field_for(path: str) -> str | None:
 
 
 class WorkloadForm(forms.Form):
-    team = forms.ModelChoiceField(queryset=None, empty_label=None)  # type: ignore[arg-type]
+    team: forms.ModelChoiceField[Team] = forms.ModelChoiceField(
+        queryset=Team.objects.none(), empty_label=None
+    )
     name = forms.CharField(max_length=100, help_text="Unique within the team.")
     model = forms.ChoiceField(choices=())
     hourly_rates = forms.CharField(
@@ -82,10 +85,16 @@ class WorkloadForm(forms.Form):
         choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: any GPU."
     )
     providers = forms.MultipleChoiceField(
-        choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: any provider."
+        choices=(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any provider.",
     )
     engines = forms.MultipleChoiceField(
-        choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: every engine."
+        choices=(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every engine.",
     )
     max_gpus_per_replica = forms.IntegerField(initial=8, label="Max GPUs per replica")
     min_replicas = forms.IntegerField(initial=1, label="Min replicas (warm standby)")
@@ -98,12 +107,20 @@ class WorkloadForm(forms.Form):
         super().__init__(*args, **kwargs)
         from workers.engines import ENGINES
 
-        self.fields["team"].queryset = teams  # type: ignore[attr-defined]
-        self.fields["model"].choices = [(m.slug, f"{m.name} ({m.params_total_b:g}B)") for m in catalog.model_list()]  # type: ignore[attr-defined]
-        self.fields["allowed_quantizations"].choices = [(q.slug, q.name) for q in catalog.quantization_list()]  # type: ignore[attr-defined]
-        self.fields["gpus"].choices = [(g.slug, g.name) for g in catalog.gpu_list()]  # type: ignore[attr-defined]
-        self.fields["providers"].choices = [(p, p) for p in sorted(catalog.offer_providers())]  # type: ignore[attr-defined]
-        self.fields["engines"].choices = [(e.name, e.display_name) for e in ENGINES.values()]  # type: ignore[attr-defined]
+        choices = {
+            "model": [(m.slug, f"{m.name} ({m.params_total_b:g}B)") for m in catalog.model_list()],
+            "allowed_quantizations": [(q.slug, q.name) for q in catalog.quantization_list()],
+            "gpus": [(g.slug, g.name) for g in catalog.gpu_list()],
+            "providers": [(p, p) for p in sorted(catalog.offer_providers())],
+            "engines": [(e.name, e.display_name) for e in ENGINES.values()],
+        }
+        for name, options in choices.items():
+            field = self.fields[name]
+            assert isinstance(field, forms.ChoiceField)
+            field.choices = options
+        team_field = self.fields["team"]
+        assert isinstance(team_field, forms.ModelChoiceField)
+        team_field.queryset = teams
         self.document: dict[str, Any] | None = None
 
     @classmethod

@@ -42,11 +42,11 @@ class Workload(models.Model):
 
     @property
     def peak_requests_per_s(self) -> float:
-        return max(self.hourly_requests_per_s)
+        return float(max(self.hourly_requests_per_s))
 
     @property
     def daily_requests(self) -> float:
-        return sum(rate * 3600 for rate in self.hourly_requests_per_s)
+        return float(sum(rate * 3600 for rate in self.hourly_requests_per_s))
 
     def to_document(self) -> dict[str, Any]:
         return {

@@ -34,7 +34,7 @@ class StrictNumberField(serializers.FloatField):
             self.fail("invalid")
         if not math.isfinite(data):
             self.fail("not_finite", value=data)
-        return super().to_internal_value(data)  # type: ignore[no-any-return]
+        return float(super().to_internal_value(data))
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -45,7 +45,7 @@ class StrictIntegerField(serializers.IntegerField):
             self.fail("invalid")
         if isinstance(data, float) and not data.is_integer():
             self.fail("invalid")
-        return super().to_internal_value(int(data))  # type: ignore[no-any-return]
+        return int(super().to_internal_value(int(data)))
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -63,7 +63,7 @@ class StrictStringField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
-        return super().to_internal_value(data)  # type: ignore[no-any-return]
+        return str(super().to_internal_value(data))
 
 
 class StrictSerializer(serializers.Serializer[Any]):
@@ -71,7 +71,9 @@ class StrictSerializer(serializers.Serializer[Any]):
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Must be a JSON object."]}, code="invalid")
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Must be a JSON object."]}, code="invalid"
+            )
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError(
@@ -88,11 +90,17 @@ class DistributionIn(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["p50"] > attrs["p95"]:
-            raise serializers.ValidationError({"p50": [f"p50 ({attrs['p50']:g}) is above p95 ({attrs['p95']:g})."]})
+            raise serializers.ValidationError(
+                {"p50": [f"p50 ({attrs['p50']:g}) is above p95 ({attrs['p95']:g})."]}
+            )
         if attrs["p95"] > attrs["max"]:
-            raise serializers.ValidationError({"max": [f"max ({attrs['max']}) is below p95 ({attrs['p95']:g})."]})
+            raise serializers.ValidationError(
+                {"max": [f"max ({attrs['max']}) is below p95 ({attrs['p95']:g})."]}
+            )
         if attrs["mean"] > attrs["max"]:
-            raise serializers.ValidationError({"max": [f"max ({attrs['max']}) is below the mean ({attrs['mean']:g})."]})
+            raise serializers.ValidationError(
+                {"max": [f"max ({attrs['max']}) is below the mean ({attrs['mean']:g})."]}
+            )
         return attrs
 
 
@@ -191,7 +199,9 @@ class WorkloadIn(StrictSerializer):
 
     def validate_name(self, value: str) -> str:
         if not re.fullmatch(NAME_PATTERN, value):
-            raise serializers.ValidationError("Use 1-100 letters, digits, spaces, dots, dashes or underscores.")
+            raise serializers.ValidationError(
+                "Use 1-100 letters, digits, spaces, dots, dashes or underscores."
+            )
         return value
 
     def validate_model(self, value: str) -> str:
@@ -223,8 +233,8 @@ class WorkloadIn(StrictSerializer):
 
 
 class WorkloadOut(serializers.ModelSerializer[Workload]):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     traffic = serializers.SerializerMethodField()
     slo = serializers.SerializerMethodField()
     quality = serializers.SerializerMethodField()
@@ -252,7 +262,9 @@ class WorkloadOut(serializers.ModelSerializer[Workload]):
 
 class WorkloadCreateIn(WorkloadIn):
     team = StrictStringField(
-        max_length=100, required=False, help_text="Team slug; optional when you can write to exactly one team."
+        max_length=100,
+        required=False,
+        help_text="Team slug; optional when you can write to exactly one team.",
     )
 
 

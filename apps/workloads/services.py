@@ -2,20 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from apps.accounts.models import Team
-from apps.accounts.selectors import can_write
+from apps.accounts.selectors import AnyUser, can_write
 from apps.catalog.models import ModelArchitecture
 from apps.workloads.models import Workload
 from apps.workloads.serializers import validate_document
 from apps.workloads.traffic import TrafficImportError, curve_from_csv
 
 
-def ensure_can_write(*, user: AbstractBaseUser, team: Team) -> None:
+def ensure_can_write(*, user: AnyUser, team: Team) -> None:
     if not can_write(user=user, team=team):
         raise PermissionDenied("Viewers cannot change anything in this team.")
 
@@ -39,17 +38,19 @@ def _duplicate_name(name: str) -> serializers.ValidationError:
     return serializers.ValidationError({"name": [f"This team already has a workload named {name!r}."]})
 
 
-def workload_create(*, team: Team, document: Any, user: AbstractBaseUser) -> Workload:
+def workload_create(*, team: Team, document: Any, user: AnyUser) -> Workload:
     ensure_can_write(user=user, team=team)
     clean = validate_document(document)
     try:
         with transaction.atomic():
-            return Workload.objects.create(team=team, created_by=user, **_fields_from_document(clean))
+            return Workload.objects.create(
+                team=team, created_by=user if user.is_authenticated else None, **_fields_from_document(clean)
+            )
     except IntegrityError as exc:
         raise _duplicate_name(clean["name"]) from exc
 
 
-def workload_update(*, workload: Workload, document: Any, user: AbstractBaseUser, partial: bool = False) -> Workload:
+def workload_update(*, workload: Workload, document: Any, user: AnyUser, partial: bool = False) -> Workload:
     """Replace the workload's document (or merge top-level keys when partial), validated as a whole."""
     ensure_can_write(user=user, team=workload.team)
     if partial:
@@ -67,12 +68,12 @@ def workload_update(*, workload: Workload, document: Any, user: AbstractBaseUser
     return workload
 
 
-def workload_delete(*, workload: Workload, user: AbstractBaseUser) -> None:
+def workload_delete(*, workload: Workload, user: AnyUser) -> None:
     ensure_can_write(user=user, team=workload.team)
     workload.delete()
 
 
-def workload_import_traffic(*, workload: Workload, csv_text: str, user: AbstractBaseUser) -> Workload:
+def workload_import_traffic(*, workload: Workload, csv_text: str, user: AnyUser) -> Workload:
     try:
         curve = curve_from_csv(csv_text)
     except TrafficImportError as exc:

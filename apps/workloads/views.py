@@ -86,7 +86,9 @@ def workload_validate(request: HtmxHttpRequest) -> HttpResponse:
     form = WorkloadForm(request.POST, teams=teams_writable_by(user=request.user))
     form.is_valid()
     filled = {name for name, value in request.POST.lists() if any(v.strip() for v in value)}
-    errors = {name: form.errors.get(name, []) if name in filled else [] for name in form.fields}
+    errors: dict[str, list[str]] = {
+        name: [str(e) for e in form.errors.get(name, [])] if name in filled else [] for name in form.fields
+    }
     return render(request, "workloads/form.html#field-errors", {"errors": errors})
 
 

@@ -55,7 +55,10 @@ def test_api_answers_404_for_another_teams_workload(world: TeamWorld, method: st
 
     assert response.status_code == 404
     assert response.json() == {"status": 404, "detail": "Not found.", "errors": []}
-    assert Workload.objects.get(pk=world.workload_b.pk).hourly_requests_per_s == world.workload_b.hourly_requests_per_s
+    assert (
+        Workload.objects.get(pk=world.workload_b.pk).hourly_requests_per_s
+        == world.workload_b.hourly_requests_per_s
+    )
 
 
 def test_api_list_shows_only_own_teams(world: TeamWorld) -> None:
@@ -103,7 +106,11 @@ def test_viewer_cannot_create_through_the_api(world: TeamWorld) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/workloads/{id}/edit/"), ("post", "/workloads/{id}/edit/"), ("post", "/workloads/{id}/delete/")],
+    [
+        ("get", "/workloads/{id}/edit/"),
+        ("post", "/workloads/{id}/edit/"),
+        ("post", "/workloads/{id}/delete/"),
+    ],
 )
 def test_viewer_cannot_change_through_pages(world: TeamWorld, method: str, path: str) -> None:
     response = getattr(world.client_for(world.victor), method)(path.format(id=world.workload_a.pk))

@@ -10,7 +10,9 @@ from apps.catalog.selectors import catalog_snapshot
 from apps.catalog.services import catalog_load
 from apps.catalog.specs import first_number, load_snapshot
 
-SKYPILOT_HEADER = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,AvailabilityZone\n"
+SKYPILOT_HEADER = (
+    "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,AvailabilityZone\n"
+)
 
 
 def test_load_catalog_is_idempotent(db: None) -> None:
@@ -61,7 +63,13 @@ def test_snapshot_from_database_matches_the_shipped_files(db: None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "number"),
-    [("989", 989.0), ("~364 (derived)", 364.0), ("n/p (~70 reported, unverified)", 70.0), ("not supported", None), ("", None)],
+    [
+        ("989", 989.0),
+        ("~364 (derived)", 364.0),
+        ("n/p (~70 reported, unverified)", 70.0),
+        ("not supported", None),
+        ("", None),
+    ],
 )
 def test_first_number_reads_researched_cells(raw: str, number: float | None) -> None:
     assert first_number(raw) == number
@@ -112,6 +120,10 @@ def test_catalog_api_lists_and_filters(db: None, django_user_model: object) -> N
     assert {g["slug"] for g in gpus["results"]} == {"h100-sxm", "h100-pcie", "h100-nvl"}
     assert client.get("/api/v1/catalog/models/llama-3.1-70b/").json()["kv_bytes_per_token_bf16"] == 327680
     offers = client.get("/api/v1/catalog/offers/?gpu=h200&page_size=200").json()["results"]
-    assert offers and all(o["gpu"] == "h200" for o in offers)
-    assert client.get("/api/v1/catalog/offers/?max_usd_per_hour=cheap").json()["errors"][0]["field"] == "max_usd_per_hour"
+    assert offers
+    assert all(o["gpu"] == "h200" for o in offers)
+    assert (
+        client.get("/api/v1/catalog/offers/?max_usd_per_hour=cheap").json()["errors"][0]["field"]
+        == "max_usd_per_hour"
+    )
     assert client.get("/api/v1/catalog/gpus/h900/").status_code == 404

@@ -10,7 +10,9 @@ from tests.factories import WorkloadFactory, workload_document
 def test_create_read_update_delete(world: TeamWorld) -> None:
     api = world.api_for(world.alice)
 
-    created = api.post("/api/v1/workloads/", {**workload_document(name="batch-summaries"), "team": "team-a"}, format="json")
+    created = api.post(
+        "/api/v1/workloads/", {**workload_document(name="batch-summaries"), "team": "team-a"}, format="json"
+    )
     assert created.status_code == 201, created.content
     body = created.json()
     assert body["team"] == "team-a"
@@ -35,7 +37,9 @@ def test_create_read_update_delete(world: TeamWorld) -> None:
 
 
 def test_team_is_optional_when_the_user_writes_to_one_team(world: TeamWorld) -> None:
-    response = world.api_for(world.alice).post("/api/v1/workloads/", workload_document(name="solo"), format="json")
+    response = world.api_for(world.alice).post(
+        "/api/v1/workloads/", workload_document(name="solo"), format="json"
+    )
 
     assert response.status_code == 201
     assert Workload.objects.get(name="solo").team == world.team_a
@@ -87,7 +91,9 @@ def test_token_authentication(world: TeamWorld) -> None:
     from tests.factories import PASSWORD
 
     client = APIClient()
-    token = client.post("/api/v1/auth/token/", {"username": "alice", "password": PASSWORD}, format="json").json()["token"]
+    token = client.post(
+        "/api/v1/auth/token/", {"username": "alice", "password": PASSWORD}, format="json"
+    ).json()["token"]
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
 
     me = client.get("/api/v1/me/").json()

@@ -52,7 +52,11 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str]] = [
     ("absurd rate", _set(RATES, [1e9] * 24), f"{RATES}[0]"),
     ("traffic not a list", _set(RATES, "1,2,3"), RATES),
     ("p50 above p95", _set("prompt_tokens.p50", 3000), "prompt_tokens.p50"),
-    ("max below mean", _set("output_tokens", {"mean": 900, "p50": 150, "p95": 600, "max": 800}), "output_tokens.max"),
+    (
+        "max below mean",
+        _set("output_tokens", {"mean": 900, "p50": 150, "p95": 600, "max": 800}),
+        "output_tokens.max",
+    ),
     ("max below p95", _set("output_tokens.max", 500), "output_tokens.max"),
     ("zero-length prompts", _set("prompt_tokens.mean", 0), "prompt_tokens.mean"),
     ("absurd prompt size", _set("prompt_tokens.max", 10**12), "prompt_tokens.max"),
@@ -60,11 +64,19 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str]] = [
     ("boolean as number", _set("slo.ttft_p95_ms", True), "slo.ttft_p95_ms"),
     ("negative SLO", _set("slo.itl_p95_ms", -5), "slo.itl_p95_ms"),
     ("unknown model", _set("model", "gpt-17-ultra"), "model"),
-    ("unknown quantization", _set("quality.allowed_quantizations", ["bf16", "int3"]), "quality.allowed_quantizations"),
+    (
+        "unknown quantization",
+        _set("quality.allowed_quantizations", ["bf16", "int3"]),
+        "quality.allowed_quantizations",
+    ),
     ("empty quality bar", _set("quality.allowed_quantizations", []), "quality.allowed_quantizations"),
     ("unknown GPU", _set("constraints.gpus", ["h900"]), "constraints.gpus"),
     ("unknown provider", _set("constraints.providers", ["nowhere-cloud"]), "constraints.providers"),
-    ("fractional GPU count", _set("constraints.max_gpus_per_replica", 1.5), "constraints.max_gpus_per_replica"),
+    (
+        "fractional GPU count",
+        _set("constraints.max_gpus_per_replica", 1.5),
+        "constraints.max_gpus_per_replica",
+    ),
     ("spot as string", _set("constraints.spot", "yes"), "constraints.spot"),
     ("missing slo", _drop("slo"), "slo"),
     ("missing output tokens", _drop("output_tokens"), "output_tokens"),
@@ -98,7 +110,9 @@ def test_malformed_update_changes_nothing(world: TeamWorld) -> None:
     before = world.workload_a.hourly_requests_per_s
     body = workload_document(name="alice-chat", traffic={"hourly_requests_per_s": [1.0] * 23})
 
-    response = world.api_for(world.alice).put(f"/api/v1/workloads/{world.workload_a.pk}/", body, format="json")
+    response = world.api_for(world.alice).put(
+        f"/api/v1/workloads/{world.workload_a.pk}/", body, format="json"
+    )
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == RATES
@@ -116,7 +130,9 @@ def test_ten_megabyte_body_is_refused_naming_the_body(world: TeamWorld) -> None:
 
 
 def test_invalid_json_is_refused_naming_the_body(world: TeamWorld) -> None:
-    response = world.api_for(world.alice).post("/api/v1/workloads/", "{not json", content_type="application/json")
+    response = world.api_for(world.alice).post(
+        "/api/v1/workloads/", "{not json", content_type="application/json"
+    )
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "body"

@@ -60,7 +60,9 @@ def test_form_errors_land_on_the_field_and_nothing_is_saved(world: TeamWorld) ->
 
 
 def test_cross_field_rule_is_shown_on_its_field(world: TeamWorld) -> None:
-    response = world.client_for(world.alice).post("/workloads/new/", form_data(team=world.team_a.pk, prompt_p50=3000))
+    response = world.client_for(world.alice).post(
+        "/workloads/new/", form_data(team=world.team_a.pk, prompt_p50=3000)
+    )
 
     assert response.status_code == 400
     assert "above p95" in response.context["form"].errors["prompt_p50"][0]
@@ -86,7 +88,8 @@ def test_edit_page_prefills_and_saves(world: TeamWorld) -> None:
     assert page.context["form"].initial["prompt_p95"] == 2400
 
     response = client.post(
-        f"/workloads/{world.workload_a.pk}/edit/", form_data(team=world.team_a.pk, name="alice-chat", itl_p95_ms=45)
+        f"/workloads/{world.workload_a.pk}/edit/",
+        form_data(team=world.team_a.pk, name="alice-chat", itl_p95_ms=45),
     )
 
     assert response.status_code == 302
@@ -110,5 +113,12 @@ def test_delete_from_the_page(world: TeamWorld) -> None:
 
 def test_catalog_pages_render(world: TeamWorld) -> None:
     client = world.client_for(world.alice)
-    for path in ["/catalog/", "/catalog/gpus/?q=h100", "/catalog/models/", "/catalog/engines/", "/catalog/offers/?gpu=h200", "/catalog/api-prices/"]:
+    for path in [
+        "/catalog/",
+        "/catalog/gpus/?q=h100",
+        "/catalog/models/",
+        "/catalog/engines/",
+        "/catalog/offers/?gpu=h200",
+        "/catalog/api-prices/",
+    ]:
         assert client.get(path).status_code == 200, path

@@ -31,12 +31,16 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["user"]).first()
         if user is None:
             raise CommandError(f"unknown user {options['user']!r}")
-        existing = Workload.objects.filter(team=team, name=document.get("name") if isinstance(document, dict) else None).first()
+        existing = Workload.objects.filter(
+            team=team, name=document.get("name") if isinstance(document, dict) else None
+        ).first()
         try:
             if existing:
                 workload = workload_update(workload=existing, document=document, user=user)
             else:
                 workload = workload_create(team=team, document=document, user=user)
         except serializers.ValidationError as exc:
-            raise CommandError("; ".join(f"{e['field']}: {e['message']}" for e in flatten_errors(exc.detail))) from exc
+            raise CommandError(
+                "; ".join(f"{e['field']}: {e['message']}" for e in flatten_errors(exc.detail))
+            ) from exc
         self.stdout.write(f"workload {workload.name} saved (id {workload.pk})")

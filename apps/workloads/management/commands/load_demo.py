@@ -11,7 +11,7 @@ from apps.workloads.models import Workload
 from apps.workloads.services import workload_create
 
 DEMO_WORKLOAD = Path(__file__).resolve().parents[2] / "fixtures" / "demo_workload.json"
-DEMO_PASSWORD = "demo-advisor-2026"  # noqa: S105 - printed on purpose: a local demo account
+DEMO_PASSWORD = "demo-advisor-2026"
 
 
 class Command(BaseCommand):
