@@ -32,10 +32,10 @@ DOCUMENT_TO_FIELD = {
     "constraints.max_gpus_per_replica": "max_gpus_per_replica",
     "constraints.spot": "spot",
     "constraints.min_replicas": "min_replicas",
-    "options.headroom": "headroom_pct",
-    "options.ops_hours_per_month": "ops_hours_per_month",
-    "options.ops_hourly_usd": "ops_hourly_usd",
-    "options.engines": "engines",
+    "headroom": "headroom_pct",
+    "ops_hours_per_month": "ops_hours_per_month",
+    "ops_hourly_usd": "ops_hourly_usd",
+    "constraints.engines": "engines",
     **{f"{dist}_tokens.{key}": f"{dist}_{key}" for dist in ("prompt", "output") for key in DISTRIBUTION_KEYS},
 }
 
@@ -126,7 +126,6 @@ class WorkloadForm(forms.Form):
     @classmethod
     def initial_from(cls, workload: Workload) -> dict[str, Any]:
         document = workload.to_document()
-        options = document["options"]
         constraints = document["constraints"]
         initial: dict[str, Any] = {
             "team": workload.team_id,
@@ -141,10 +140,10 @@ class WorkloadForm(forms.Form):
             "max_gpus_per_replica": constraints.get("max_gpus_per_replica", 8),
             "min_replicas": constraints.get("min_replicas", 1),
             "spot": constraints.get("spot", False),
-            "engines": options.get("engines", []),
-            "headroom_pct": round(options.get("headroom", 0.2) * 100, 2),
-            "ops_hours_per_month": options.get("ops_hours_per_month", 10),
-            "ops_hourly_usd": options.get("ops_hourly_usd", 100),
+            "engines": constraints.get("engines", []),
+            "headroom_pct": round(document.get("headroom", 0.2) * 100, 2),
+            "ops_hours_per_month": document.get("ops_hours_per_month", 10),
+            "ops_hourly_usd": document.get("ops_hourly_usd", 100),
         }
         for dist in ("prompt", "output"):
             for key in DISTRIBUTION_KEYS:
@@ -190,12 +189,12 @@ class WorkloadForm(forms.Form):
             "gpus": list(cleaned.get("gpus") or []),
             "providers": list(cleaned.get("providers") or []),
             "spot": bool(cleaned.get("spot")),
+            "engines": list(cleaned.get("engines") or []),
             **pick(max_gpus_per_replica="max_gpus_per_replica", min_replicas="min_replicas"),
         }
-        options = pick(ops_hours_per_month="ops_hours_per_month", ops_hourly_usd="ops_hourly_usd")
+        document.update(pick(ops_hours_per_month="ops_hours_per_month", ops_hourly_usd="ops_hourly_usd"))
         if cleaned.get("headroom_pct") is not None:
-            options["headroom"] = cleaned["headroom_pct"] / 100
-        document["options"] = {**options, "engines": list(cleaned.get("engines") or [])}
+            document["headroom"] = cleaned["headroom_pct"] / 100
         return document
 
     def add_document_errors(self, exc: serializers.ValidationError, skip: set[str] | None = None) -> None:

@@ -10,6 +10,10 @@ from apps.accounts.models import Team
 from apps.catalog.models import ModelArchitecture
 
 
+# Planning options beside DESIGN.md's keys, with the defaults the validator fills in.
+DEFAULT_OPTIONS = {"headroom": 0.2, "ops_hours_per_month": 10.0, "ops_hourly_usd": 100.0, "scheduled_scaling": True}
+
+
 class Workload(models.Model):
     """What DESIGN.md's workload file holds. `to_document()` gives that file back."""
 
@@ -23,7 +27,9 @@ class Workload(models.Model):
     itl_p95_ms = models.FloatField()
     allowed_quantizations = models.JSONField()
     constraints = models.JSONField(default=dict)
-    options = models.JSONField(default=dict, blank=True, help_text="headroom, ops hours and rate, engines")
+    options = models.JSONField(
+        default=dict, blank=True, help_text="headroom, ops_hours_per_month, ops_hourly_usd, scheduled_scaling"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -58,5 +64,9 @@ class Workload(models.Model):
             "slo": {"ttft_p95_ms": self.ttft_p95_ms, "itl_p95_ms": self.itl_p95_ms},
             "quality": {"allowed_quantizations": list(self.allowed_quantizations)},
             "constraints": dict(self.constraints),
-            "options": dict(self.options),
+            **self.planning_options,
         }
+
+    @property
+    def planning_options(self) -> dict[str, Any]:
+        return {**DEFAULT_OPTIONS, **self.options}

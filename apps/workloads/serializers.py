@@ -147,6 +147,7 @@ class ConstraintsIn(StrictSerializer):
     max_gpus_per_replica = StrictIntegerField(min_value=1, max_value=64, default=8)
     spot = StrictBooleanField(default=False)
     min_replicas = StrictIntegerField(min_value=0, max_value=1000, default=1)
+    engines = serializers.ListField(child=StrictStringField(max_length=20), max_length=10, default=list)
 
     def validate_gpus(self, value: list[str]) -> list[str]:
         known = catalog.gpu_slugs()
@@ -168,13 +169,6 @@ class ConstraintsIn(StrictSerializer):
         return lowered
 
 
-class OptionsIn(StrictSerializer):
-    headroom = StrictNumberField(min_value=0, max_value=2, default=0.2)
-    ops_hours_per_month = StrictNumberField(min_value=0, max_value=744, default=10)
-    ops_hourly_usd = StrictNumberField(min_value=0, max_value=10_000, default=100)
-    scheduled_scaling = StrictBooleanField(default=True)
-    engines = serializers.ListField(child=StrictStringField(max_length=20), max_length=10, default=list)
-
     def validate_engines(self, value: list[str]) -> list[str]:
         from workers.engines import ENGINE_NAMES
 
@@ -195,7 +189,11 @@ class WorkloadIn(StrictSerializer):
     slo = SloIn()
     quality = QualityIn()
     constraints = ConstraintsIn(required=False)
-    options = OptionsIn(required=False)
+    # Planning options beside DESIGN.md's keys: spare capacity per hour, operations cost, fleet shape.
+    headroom = StrictNumberField(min_value=0, max_value=2, default=0.2)
+    ops_hours_per_month = StrictNumberField(min_value=0, max_value=744, default=10)
+    ops_hourly_usd = StrictNumberField(min_value=0, max_value=10_000, default=100)
+    scheduled_scaling = StrictBooleanField(default=True)
 
     def validate_name(self, value: str) -> str:
         if not re.fullmatch(NAME_PATTERN, value):
@@ -228,7 +226,6 @@ class WorkloadIn(StrictSerializer):
                 }
             )
         attrs.setdefault("constraints", ConstraintsIn().to_internal_value({}))
-        attrs.setdefault("options", OptionsIn().to_internal_value({}))
         return attrs
 
 
@@ -244,8 +241,14 @@ class WorkloadOut(serializers.ModelSerializer[Workload]):
         model = Workload
         fields = [
             "id", "url", "team", "name", "model", "traffic", "prompt_tokens", "output_tokens", "slo", "quality",
-            "constraints", "options", "created_at", "updated_at",
+            "constraints", "headroom", "ops_hours_per_month", "ops_hourly_usd", "scheduled_scaling",
+            "created_at", "updated_at",
         ]  # fmt: skip
+
+    headroom = serializers.FloatField(source="planning_options.headroom", read_only=True)
+    ops_hours_per_month = serializers.FloatField(source="planning_options.ops_hours_per_month", read_only=True)
+    ops_hourly_usd = serializers.FloatField(source="planning_options.ops_hourly_usd", read_only=True)
+    scheduled_scaling = serializers.BooleanField(source="planning_options.scheduled_scaling", read_only=True)
 
     def get_traffic(self, obj: Workload) -> dict[str, list[float]]:
         return {"hourly_requests_per_s": obj.hourly_requests_per_s}

@@ -19,6 +19,9 @@ def ensure_can_write(*, user: AnyUser, team: Team) -> None:
         raise PermissionDenied("Viewers cannot change anything in this team.")
 
 
+OPTION_KEYS = ("headroom", "ops_hours_per_month", "ops_hourly_usd", "scheduled_scaling")
+
+
 def _fields_from_document(document: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": document["name"],
@@ -30,7 +33,7 @@ def _fields_from_document(document: dict[str, Any]) -> dict[str, Any]:
         "itl_p95_ms": document["slo"]["itl_p95_ms"],
         "allowed_quantizations": list(document["quality"]["allowed_quantizations"]),
         "constraints": dict(document["constraints"]),
-        "options": dict(document["options"]),
+        "options": {key: document[key] for key in OPTION_KEYS},
     }
 
 

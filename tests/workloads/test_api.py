@@ -18,7 +18,7 @@ def test_create_read_update_delete(world: TeamWorld) -> None:
     assert body["team"] == "team-a"
     assert body["traffic"]["hourly_requests_per_s"] == workload_document()["traffic"]["hourly_requests_per_s"]
     assert body["constraints"]["min_replicas"] == 1
-    assert body["options"]["headroom"] == 0.2
+    assert body["headroom"] == 0.2
 
     url = body["url"]
     assert api.get(url).json()["name"] == "batch-summaries"
