@@ -1,4 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.manifests import views
 
 app_name = "manifests"
-urlpatterns: list = []
+urlpatterns = [
+    path("plans/<int:recommendation_id>/options/<int:rank>/", views.bundle_preview, name="preview"),
+    path("plans/<int:recommendation_id>/options/<int:rank>/bundle.zip", views.bundle_download, name="download"),
+]

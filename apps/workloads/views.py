@@ -12,6 +12,7 @@ from django_htmx.middleware import HtmxDetails
 from rest_framework import serializers
 
 from apps.accounts.selectors import can_write, teams_writable_by
+from apps.planner.selectors import recommendation_list
 from apps.workloads import selectors, services
 from apps.workloads.charts import traffic_figure
 from apps.workloads.forms import WorkloadForm
@@ -101,6 +102,7 @@ def workload_detail(request: HtmxHttpRequest, workload_id: int) -> HttpResponse:
         "document_json": json.dumps(workload.to_document(), indent=2),
         "traffic_figure": traffic_figure(workload.hourly_requests_per_s),
         "can_write": can_write(user=request.user, team=workload.team),
+        "recommendations": recommendation_list(user=request.user, workload_id=workload.pk)[:5],
     }
     return render(request, "workloads/detail.html", context)
 

@@ -1,0 +1,70 @@
+"""Bundles for a stored recommendation: built from the plan the user saw, validated before anything is offered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from apps.catalog.selectors import catalog_snapshot
+from apps.manifests.build import ManifestError, build_bundle, request_from_plan
+from apps.manifests.bundle import zip_bundle
+from apps.manifests.validate import Problem, validate_bundle
+from apps.planner.models import PlanStatus, Recommendation
+
+
+class BundleUnavailable(ValueError):
+    """The bundle cannot be offered: the plan has no such option, the choices are invalid, or it failed
+    validation. The message says which."""
+
+    def __init__(self, message: str, *, field: str = "option", problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.problems = problems or []
+
+
+@dataclass(frozen=True)
+class BundleChoices:
+    rank: int = 1
+    use_keda: bool = True
+    overflow: bool | dict[str, Any] = False  # True: the cheapest hosted alternative the planner listed
+    namespace: str = "llm"
+    model_path: str | None = None
+
+
+def manifest_bundle_build(*, recommendation: Recommendation, choices: BundleChoices) -> dict[str, str]:
+    if recommendation.status != PlanStatus.SUCCEEDED:
+        raise BundleUnavailable(f"plan #{recommendation.pk} has not succeeded (status {recommendation.status})")
+    try:
+        option = recommendation.option(choices.rank)
+    except KeyError as exc:
+        ranks = [o["rank"] for o in recommendation.options]
+        raise BundleUnavailable(
+            f"plan #{recommendation.pk} has no option {choices.rank}; options: {ranks or 'none'}"
+        ) from exc
+    try:
+        request = request_from_plan(
+            option,
+            recommendation.inputs,
+            recommendation.result,
+            snapshot=catalog_snapshot(),
+            namespace=choices.namespace,
+            model_path=choices.model_path,
+            use_keda=choices.use_keda,
+            overflow=choices.overflow or None,
+        )
+    except ManifestError as exc:
+        raise BundleUnavailable(str(exc), field="overflow" if "overflow" in str(exc) else "option") from exc
+    files = build_bundle(request)
+    problems = validate_bundle(files)
+    if problems:
+        raise BundleUnavailable(
+            f"the bundle failed validation ({len(problems)} problems): {problems[0]}", problems=problems
+        )
+    return files
+
+
+def manifest_bundle_zip(*, recommendation: Recommendation, choices: BundleChoices) -> tuple[str, bytes]:
+    files = manifest_bundle_build(recommendation=recommendation, choices=choices)
+    root = f"{recommendation.workload.name}-plan{recommendation.pk}-option{choices.rank}"
+    safe_root = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in root)
+    return f"{safe_root}.zip", zip_bundle(files, root=safe_root)

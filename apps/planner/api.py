@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from advisor.api import validation_error
+from advisor.rest import Pagination
+from apps.planner import selectors, services
+from apps.planner.serializers import RecommendationOut, RecommendationSummaryOut
+from apps.workloads.selectors import workloads_visible_to
+
+
+class WorkloadPlanApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: RecommendationOut},
+        description="Plan the workload as it is now. Runs as a Celery task; poll the returned URL until "
+        "`status` is `succeeded` or `failed` (without a broker it has already run when this answers).",
+    )
+    def post(self, request: Request, workload_id: int) -> Response:
+        workload = get_object_or_404(workloads_visible_to(user=request.user), pk=workload_id)
+        recommendation = services.recommendation_request(workload=workload, user=request.user)
+        recommendation.refresh_from_db()
+        return Response(
+            RecommendationOut(recommendation).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/recommendations/{recommendation.pk}/"},
+        )
+
+
+class RecommendationListApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("workload", OpenApiTypes.INT, description="Workload id")],
+        responses=RecommendationSummaryOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        raw = request.query_params.get("workload")
+        try:
+            workload_id = int(raw) if raw else None
+        except ValueError as exc:
+            raise validation_error("workload", "Must be a workload id (integer).") from exc
+        recommendations = selectors.recommendation_list(user=request.user, workload_id=workload_id)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(recommendations, request, view=self)
+        return paginator.get_paginated_response(RecommendationSummaryOut(page, many=True).data)
+
+
+class RecommendationDetailApi(APIView):
+    @extend_schema(responses=RecommendationOut)
+    def get(self, request: Request, recommendation_id: int) -> Response:
+        recommendation = get_object_or_404(
+            selectors.recommendations_visible_to(user=request.user), pk=recommendation_id
+        )
+        return Response(RecommendationOut(recommendation).data)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.selectors import AnyUser
+from apps.catalog.selectors import catalog_snapshot
+from apps.planner.models import PlanStatus, Recommendation
+from apps.planner.search import WorkloadError, plan, workload_spec_from_dict
+from apps.workloads.models import Workload
+from apps.workloads.services import ensure_can_write
+
+logger = logging.getLogger(__name__)
+
+
+def recommendation_request(*, workload: Workload, user: AnyUser) -> Recommendation:
+    """Queue a plan of the workload as it is now. With no broker configured the task runs in-process."""
+    from apps.planner.tasks import recommendation_compute_task
+
+    ensure_can_write(user=user, team=workload.team)
+    recommendation = Recommendation.objects.create(
+        workload=workload,
+        requested_by=user if user.is_authenticated else None,
+        inputs=workload.to_document(),
+    )
+    transaction.on_commit(lambda: recommendation_compute_task.delay(recommendation.pk))
+    return recommendation
+
+
+def _measured_points() -> list:  # type: ignore[type-arg]
+    try:
+        from apps.benchmarks.selectors import measured_points
+    except ImportError:  # the benchmarks app has no measurements reader yet
+        return []
+    return list(measured_points())
+
+
+def recommendation_compute(*, recommendation_id: int) -> None:
+    claimed = Recommendation.objects.filter(pk=recommendation_id, status=PlanStatus.QUEUED).update(
+        status=PlanStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:  # redelivered, or another worker took it
+        return
+    recommendation = Recommendation.objects.get(pk=recommendation_id)
+    snapshot = catalog_snapshot()
+    measured = _measured_points()
+    try:
+        result = plan(workload_spec_from_dict(recommendation.inputs), snapshot, measured)
+    except WorkloadError as exc:
+        _finish(recommendation, error=f"The workload cannot be planned: {exc}")
+        return
+    except Exception as exc:
+        logger.exception("planning recommendation %s failed", recommendation_id)
+        _finish(recommendation, error=f"Planning failed: {exc.__class__.__name__}: {exc}")
+        raise
+    recommendation.catalog_version = snapshot.version
+    recommendation.measured_points = len(measured)
+    recommendation.result = result
+    _finish(recommendation)
+
+
+def _finish(recommendation: Recommendation, *, error: str = "") -> None:
+    recommendation.status = PlanStatus.FAILED if error else PlanStatus.SUCCEEDED
+    recommendation.error = error
+    recommendation.finished_at = timezone.now()
+    recommendation.save()

@@ -1,0 +1,34 @@
+"""Badges that say where a figure comes from: measured (where, when) or predicted (by what, with what error)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+register = template.Library()
+
+
+@register.simple_tag
+def evidence_badge(item: dict[str, Any]) -> SafeString:
+    source = item.get("source", "predicted")
+    if source == "measured":
+        detail = item.get("calibration_basis") or item.get("basis") or "measured on attached hardware"
+        return format_html('<span class="badge measured" title="{}">measured</span>', detail)
+    band = item.get("error_band_rel")
+    key = item.get("calibration_key", "")
+    basis = item.get("calibration_basis", "")
+    title = f"Predicted by the calibrated performance model ({key}; {basis})"
+    label = f"predicted ±{band:.0%}" if isinstance(band, int | float) else "predicted"
+    return format_html('<span class="badge predicted" title="{}">{}</span>', title, label)
+
+
+@register.filter
+def usd(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return f"${number:,.0f}" if abs(number) >= 100 else f"${number:,.2f}"
