@@ -25,10 +25,14 @@ class ManifestZipApi(APIView):
         description="compose.yaml, k8s/*.yaml, README.md (and a LiteLLM router with overflow), validated first.",
     )
     def get(self, request: Request, recommendation_id: int) -> HttpResponse:
-        recommendation = get_object_or_404(recommendations_visible_to(user=request.user), pk=recommendation_id)
+        recommendation = get_object_or_404(
+            recommendations_visible_to(user=request.user), pk=recommendation_id
+        )
         form = BundleChoicesForm(request.query_params)
         if not form.is_valid():
-            raise exceptions.ValidationError({name: list(errors) for name, errors in form.errors.items()})
+            raise exceptions.ValidationError(
+                {name: [str(e) for e in errors] for name, errors in form.errors.items()}
+            )
         try:
             filename, payload = manifest_bundle_zip(recommendation=recommendation, choices=form.choices())
         except BundleUnavailable as exc:

@@ -25,7 +25,9 @@ class BundleChoicesForm(forms.Form):
         r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
         required=False,
         initial="llm",
-        error_messages={"invalid": "A Kubernetes namespace: lowercase letters, digits and dashes, 1-63 long."},
+        error_messages={
+            "invalid": "A Kubernetes namespace: lowercase letters, digits and dashes, 1-63 long."
+        },
     )
 
     def choices(self, *, rank: int | None = None) -> BundleChoices:

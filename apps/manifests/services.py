@@ -33,7 +33,9 @@ class BundleChoices:
 
 def manifest_bundle_build(*, recommendation: Recommendation, choices: BundleChoices) -> dict[str, str]:
     if recommendation.status != PlanStatus.SUCCEEDED:
-        raise BundleUnavailable(f"plan #{recommendation.pk} has not succeeded (status {recommendation.status})")
+        raise BundleUnavailable(
+            f"plan #{recommendation.pk} has not succeeded (status {recommendation.status})"
+        )
     try:
         option = recommendation.option(choices.rank)
     except KeyError as exc:

@@ -20,7 +20,7 @@ _FORMATTER = HtmlFormatter(nowrap=True)
 def _highlighted(path: str, text: str) -> str:
     lexer = MarkdownLexer() if path.endswith(".md") else YamlLexer()
     # Pygments escapes the source text; its output is safe HTML spans.
-    return mark_safe(highlight(text, lexer, _FORMATTER))  # noqa: S308
+    return mark_safe(str(highlight(text, lexer, _FORMATTER)))
 
 
 @require_GET
@@ -41,7 +41,11 @@ def bundle_preview(request: HttpRequest, recommendation_id: int, rank: int) -> H
             error, problems = str(exc), [str(p) for p in exc.problems]
         else:
             files = [
-                {"path": path, "id": "file-" + slugify(path.replace("/", "-")), "html": _highlighted(path, text)}
+                {
+                    "path": path,
+                    "id": "file-" + slugify(path.replace("/", "-")),
+                    "html": _highlighted(path, text),
+                }
                 for path, text in bundle.items()
             ]
     option = next((o for o in recommendation.options if o.get("rank") == rank), None)
@@ -56,7 +60,9 @@ def bundle_preview(request: HttpRequest, recommendation_id: int, rank: int) -> H
         "query": request.GET.urlencode(),
         "pygments_css": _FORMATTER.get_style_defs(".highlight"),
     }
-    return render(request, "manifests/preview.html", context, status=400 if error and option else 200 if option else 404)
+    return render(
+        request, "manifests/preview.html", context, status=400 if error and option else 200 if option else 404
+    )
 
 
 @require_GET
@@ -65,9 +71,16 @@ def bundle_download(request: HttpRequest, recommendation_id: int, rank: int) -> 
     recommendation = get_object_or_404(recommendations_visible_to(user=request.user), pk=recommendation_id)
     form = BundleChoicesForm(request.GET)
     if not form.is_valid():
-        return render(request, "manifests/preview.html", {"recommendation": recommendation, "form": form, "rank": rank, "error": "Invalid choices."}, status=400)
+        return render(
+            request,
+            "manifests/preview.html",
+            {"recommendation": recommendation, "form": form, "rank": rank, "error": "Invalid choices."},
+            status=400,
+        )
     try:
-        filename, payload = manifest_bundle_zip(recommendation=recommendation, choices=form.choices(rank=rank))
+        filename, payload = manifest_bundle_zip(
+            recommendation=recommendation, choices=form.choices(rank=rank)
+        )
     except BundleUnavailable as exc:
         context = {"recommendation": recommendation, "form": form, "rank": rank, "error": str(exc)}
         return render(request, "manifests/preview.html", context, status=400)

@@ -33,7 +33,9 @@ def option_label(option: dict[str, Any]) -> str:
     return f"#{option['rank']} {option['engine']} {option['quant']} {option['tp']}x {option['gpu']}"
 
 
-def replicas_figure(result: dict[str, Any], hourly_requests_per_s: Sequence[float], top: int = 3) -> dict[str, Any]:
+def replicas_figure(
+    result: dict[str, Any], hourly_requests_per_s: Sequence[float], top: int = 3
+) -> dict[str, Any]:
     data: list[dict[str, Any]] = [
         {
             "type": "bar",
@@ -50,7 +52,11 @@ def replicas_figure(result: dict[str, Any], hourly_requests_per_s: Sequence[floa
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "line": {"shape": "hv", "color": COLOURS[index % len(COLOURS)], "width": 3 if index == 0 else 1.5},
+                "line": {
+                    "shape": "hv",
+                    "color": COLOURS[index % len(COLOURS)],
+                    "width": 3 if index == 0 else 1.5,
+                },
                 "name": f"{option_label(option)} replicas ({option['source']})",
                 "x": HOURS,
                 "y": option["replicas_by_hour"],
@@ -63,7 +69,12 @@ def replicas_figure(result: dict[str, Any], hourly_requests_per_s: Sequence[floa
             "Replicas by hour over the traffic curve",
             xaxis={"title": {"text": "hour of day (UTC)"}, "dtick": 2},
             yaxis={"title": {"text": "replicas"}, "rangemode": "tozero", "dtick": 1},
-            yaxis2={"title": {"text": "requests/s"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+            yaxis2={
+                "title": {"text": "requests/s"},
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+            },
             barmode="overlay",
         ),
     }
@@ -74,11 +85,26 @@ def cost_figure(result: dict[str, Any], top: int = 8) -> dict[str, Any]:
     labels = [option_label(o) for o in options]
     ops = [o.get("ops_monthly_usd", 0.0) for o in options]
     compute = [round(o["monthly_cost_usd"] - o.get("ops_monthly_usd", 0.0), 2) for o in options]
-    saved = [round(o.get("fixed_fleet_monthly_usd", o["monthly_cost_usd"]) - o["monthly_cost_usd"], 2) for o in options]
+    saved = [
+        round(o.get("fixed_fleet_monthly_usd", o["monthly_cost_usd"]) - o["monthly_cost_usd"], 2)
+        for o in options
+    ]
     return {
         "data": [
-            {"type": "bar", "name": "GPU instances (predicted fleet)", "x": labels, "y": compute, "marker": {"color": "#0a58ca"}},
-            {"type": "bar", "name": "operations hours", "x": labels, "y": ops, "marker": {"color": "#8c959f"}},
+            {
+                "type": "bar",
+                "name": "GPU instances (predicted fleet)",
+                "x": labels,
+                "y": compute,
+                "marker": {"color": "#0a58ca"},
+            },
+            {
+                "type": "bar",
+                "name": "operations hours",
+                "x": labels,
+                "y": ops,
+                "marker": {"color": "#8c959f"},
+            },
             {
                 "type": "bar",
                 "name": "saved by scheduled scaling vs a fixed peak fleet",
@@ -87,7 +113,9 @@ def cost_figure(result: dict[str, Any], top: int = 8) -> dict[str, Any]:
                 "marker": {"color": "#b6e3c4"},
             },
         ],
-        "layout": _layout("Monthly cost by option (USD)", barmode="stack", yaxis={"title": {"text": "USD per month"}}),
+        "layout": _layout(
+            "Monthly cost by option (USD)", barmode="stack", yaxis={"title": {"text": "USD per month"}}
+        ),
     }
 
 
@@ -232,6 +260,14 @@ def latency_figure(
             }
         ]
         layout["annotations"] = [
-            {"xref": "paper", "x": 1, "y": slo["itl_p95_ms"], "text": "p95 ITL target", "showarrow": False, "yanchor": "bottom", "xanchor": "right"}
+            {
+                "xref": "paper",
+                "x": 1,
+                "y": slo["itl_p95_ms"],
+                "text": "p95 ITL target",
+                "showarrow": False,
+                "yanchor": "bottom",
+                "xanchor": "right",
+            }
         ]
     return {"data": data, "layout": layout}

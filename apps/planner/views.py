@@ -58,7 +58,9 @@ def _figures(recommendation: Recommendation) -> dict[str, Any]:
 @require_GET
 @login_required
 def recommendation_detail(request: HtmxHttpRequest, recommendation_id: int) -> HttpResponse:
-    recommendation = get_object_or_404(selectors.recommendations_visible_to(user=request.user), pk=recommendation_id)
+    recommendation = get_object_or_404(
+        selectors.recommendations_visible_to(user=request.user), pk=recommendation_id
+    )
     context: dict[str, Any] = {"recommendation": recommendation, "result": recommendation.result or {}}
     if request.htmx and not recommendation.is_finished:
         return render(request, "planner/detail.html#status", context)
