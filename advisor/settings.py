@@ -145,7 +145,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "workloads:list"
+LOGIN_REDIRECT_URL = "accounts:dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
 LANGUAGE_CODE = "en-us"
@@ -194,6 +194,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status` with different choices; name each set rather than hash-suffixed names.
+    "ENUM_NAME_OVERRIDES": {
+        "BenchmarkRunStatusEnum": "apps.benchmarks.models.RunStatus",
+        "BenchmarkCandidateStatusEnum": "apps.benchmarks.models.CandidateStatus",
+        "PlanStatusEnum": "apps.planner.models.PlanStatus",
+    },
 }
 
 # Celery: JSON only, late acks (tasks are idempotent in the database), explicit limits. The visibility timeout
@@ -216,7 +222,20 @@ CELERY_TASK_TIME_LIMIT = 360
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BENCHMARK_TIME_LIMIT_S + 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Requeues once, then fails, benchmark runs whose worker stopped sending heartbeats (apps/benchmarks).
+    "benchmarks-reap-stale-runs": {
+        "task": "apps.benchmarks.tasks.benchmark_runs_reap_stale_task",
+        "schedule": 60.0,
+    },
+}
+
+# Benchmarks: a worker host is live while its last heartbeat is younger than BENCHMARK_WORKER_LIVE_S (workers beat
+# every 30 s); a running run whose heartbeat is older than BENCHMARK_STALE_AFTER_S is requeued once, then failed.
+# BENCHMARK_WORK_DIR on a worker host caches random-weight models between runs and keeps engine logs.
+BENCHMARK_WORKER_LIVE_S = env_int("BENCHMARK_WORKER_LIVE_S", 90)
+BENCHMARK_STALE_AFTER_S = env_int("BENCHMARK_STALE_AFTER_S", 300)
+BENCHMARK_WORK_DIR = env_str("BENCHMARK_WORK_DIR", str(BASE_DIR / "var" / "bench"))
 
 LOGGING = {
     "version": 1,

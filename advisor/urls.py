@@ -13,7 +13,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="workloads:list", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="accounts:dashboard", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/", include("apps.accounts.urls")),
     path("catalog/", include("apps.catalog.urls")),

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -43,7 +44,7 @@ def bundle_preview(request: HttpRequest, recommendation_id: int, rank: int) -> H
             files = [
                 {
                     "path": path,
-                    "id": "file-" + slugify(path.replace("/", "-")),
+                    "id": "file-" + re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-"),
                     "html": _highlighted(path, text),
                 }
                 for path, text in bundle.items()

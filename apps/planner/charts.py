@@ -21,10 +21,11 @@ CONCURRENCY_LEVELS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
     return {
-        "title": {"text": title},
-        "margin": {"t": 50, "r": 20, "b": 60, "l": 70},
-        "height": 360,
-        "legend": {"orientation": "h", "y": -0.25},
+        "title": {"text": title, "y": 0.98, "yanchor": "top"},
+        "margin": {"t": 100, "r": 70, "b": 50, "l": 70},
+        "height": 380,
+        # Legends above the plot: below it they collide with long or rotated axis labels.
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         **extra,
     }
 
@@ -70,10 +71,11 @@ def replicas_figure(
             xaxis={"title": {"text": "hour of day (UTC)"}, "dtick": 2},
             yaxis={"title": {"text": "replicas"}, "rangemode": "tozero", "dtick": 1},
             yaxis2={
-                "title": {"text": "requests/s"},
+                "title": {"text": "requests/s", "standoff": 8},
                 "overlaying": "y",
                 "side": "right",
                 "rangemode": "tozero",
+                "automargin": True,
             },
             barmode="overlay",
         ),
@@ -82,7 +84,7 @@ def replicas_figure(
 
 def cost_figure(result: dict[str, Any], top: int = 8) -> dict[str, Any]:
     options = result.get("options", [])[:top]
-    labels = [option_label(o) for o in options]
+    labels = [f"#{o['rank']} {o['engine']} {o['quant']}<br>{o['tp']}x {o['gpu']}" for o in options]
     ops = [o.get("ops_monthly_usd", 0.0) for o in options]
     compute = [round(o["monthly_cost_usd"] - o.get("ops_monthly_usd", 0.0), 2) for o in options]
     saved = [
@@ -114,7 +116,10 @@ def cost_figure(result: dict[str, Any], top: int = 8) -> dict[str, Any]:
             },
         ],
         "layout": _layout(
-            "Monthly cost by option (USD)", barmode="stack", yaxis={"title": {"text": "USD per month"}}
+            "Monthly cost by option (USD)",
+            barmode="stack",
+            yaxis={"title": {"text": "USD per month"}},
+            xaxis={"automargin": True, "tickangle": 0},
         ),
     }
 

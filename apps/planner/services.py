@@ -44,14 +44,15 @@ def recommendation_compute(*, recommendation_id: int) -> None:
     if not claimed:  # redelivered, or another worker took it
         return
     recommendation = Recommendation.objects.get(pk=recommendation_id)
-    snapshot = catalog_snapshot()
-    measured = _measured_points()
     try:
+        snapshot = catalog_snapshot()
+        measured = _measured_points()
         result = plan(workload_spec_from_dict(recommendation.inputs), snapshot, measured)
     except WorkloadError as exc:
         _finish(recommendation, error=f"The workload cannot be planned: {exc}")
         return
     except Exception as exc:
+        # The row is the truth: never leave it "running" behind a crash; Celery still logs the traceback.
         logger.exception("planning recommendation %s failed", recommendation_id)
         _finish(recommendation, error=f"Planning failed: {exc.__class__.__name__}: {exc}")
         raise

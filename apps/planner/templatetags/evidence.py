@@ -32,3 +32,19 @@ def usd(value: Any) -> str:
     except (TypeError, ValueError):
         return "—"
     return f"${number:,.0f}" if abs(number) >= 100 else f"${number:,.2f}"
+
+
+@register.filter
+def replica_range(replicas_by_hour: Any) -> str:
+    """'2–5' for a schedule, '3' when the fleet never changes."""
+    try:
+        low, high = min(replicas_by_hour), max(replicas_by_hour)
+    except (TypeError, ValueError):
+        return "—"
+    return str(low) if low == high else f"{low}–{high}"
+
+
+@register.filter
+def reason_label(reason: Any) -> str:
+    """'no_offer' → 'no offer'."""
+    return str(reason).replace("_", " ")

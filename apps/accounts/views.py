@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from apps.accounts.models import Membership
+from apps.planner.selectors import recommendation_list
+from apps.workloads.selectors import workload_list
+
+
+@require_GET
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The team overview: memberships, recent workloads and plans."""
+    context = {
+        "memberships": Membership.objects.filter(user_id=request.user.pk or 0).select_related("team"),
+        "workloads": workload_list(user=request.user)[:10],
+        "recommendations": recommendation_list(user=request.user)[:10],
+    }
+    return render(request, "accounts/dashboard.html", context)
