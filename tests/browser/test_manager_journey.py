@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,7 +115,7 @@ def test_manager_plans_a_workload_and_downloads_its_manifests(
     shot.take("06-manifest-preview")
     with page.expect_download() as download_info:
         page.locator("#download-zip").click()
-    payload = open(download_info.value.path(), "rb").read()  # noqa: SIM115, PTH123
+    payload = Path(download_info.value.path()).read_bytes()
     names = {name.split("/", 1)[1] for name in zipfile.ZipFile(io.BytesIO(payload)).namelist()}
     assert {"compose.yaml", "README.md", "k8s/20-deployment.yaml", "k8s/30-service.yaml"} <= names
 
