@@ -1,0 +1,466 @@
+"""Kubernetes documents for one engine deployment, as plain dicts.
+
+Choices and their sources are in /work/shared/research/manifests.md's checklist (production-stack, vLLM's
+chart, llm-d, KServe); the comments here say why where a choice is not obvious from the field name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from apps.manifests import naming, sizing
+from apps.manifests.layout import ANNOTATION_PREFIX, ROUTER_PORT, SERVICE_PORT, Layout
+from apps.manifests.schedule import SCHEDULE_TIMEZONE
+
+Doc = dict[str, Any]
+
+ENGINE_COMPONENT = "engine"
+ROUTER_COMPONENT = "router"
+CACHE_VOLUME = "model-cache"
+SHM_VOLUME = "dshm"
+QUEUE_TRIGGER = "queue-depth"
+HF_TOKEN_KEY = "token"
+ROUTER_MASTER_KEY = "master-key"
+ROUTER_PROVIDER_KEY = "provider-api-key"
+ROUTER_CONFIG_KEY = "config.yaml"
+ROUTER_CONFIG_DIR = "/etc/litellm"
+
+
+def kube_escape(value: str) -> str:
+    """Kubelet expands $(VAR) in command, args and env values; $$ is its escape for a literal $."""
+    return value.replace("$", "$$")
+
+
+def _metadata(
+    layout: Layout, name: str, component: str, *, extra_labels: dict[str, str] | None = None
+) -> Doc:
+    return {
+        "name": name,
+        "namespace": layout.names.namespace,
+        "labels": {**layout.labels(component), **(extra_labels or {})},
+        "annotations": layout.annotations(),
+    }
+
+
+def namespace(layout: Layout) -> Doc:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": layout.names.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "llm-deployment-advisor"},
+        },
+    }
+
+
+def cache_pvc(layout: Layout) -> Doc:
+    spec: Doc = {
+        # A ReadWriteOnce volume attaches to one node; once replicas can run on several nodes the cache must be
+        # shared, which needs a ReadWriteMany class (EFS, Filestore, Azure Files, CephFS, NFS).
+        "accessModes": ["ReadWriteMany" if layout.shared_cache else "ReadWriteOnce"],
+        "resources": {"requests": {"storage": f"{layout.cache_size_gi}Gi"}},
+    }
+    if layout.request.storage_class:
+        spec["storageClassName"] = layout.request.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(layout, layout.names.cache_pvc, ENGINE_COMPONENT),
+        "spec": spec,
+    }
+
+
+def _http_probe(path: str, *, period_s: int, failures: int, timeout_s: int) -> Doc:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period_s,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout_s,
+    }
+
+
+def _secret_env(name: str, secret: str, key: str) -> Doc:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": False}}}
+
+
+def _engine_resources(layout: Layout) -> Doc:
+    res = layout.resources
+    memory = f"{res.memory_limit_gi}Gi"
+    requests: Doc = {"cpu": str(res.cpu), "memory": memory}
+    limits: Doc = {"memory": memory}
+    accel = layout.accelerator
+    if accel.resource:
+        # Extended resources cannot be overcommitted: requests and limits must be equal.
+        requests[accel.resource] = str(accel.count)
+        limits[accel.resource] = str(accel.count)
+    return {"requests": requests, "limits": limits}
+
+
+def _engine_container(layout: Layout) -> Doc:
+    health = layout.definition.health_path
+    container: Doc = {"name": layout.names.container, "image": layout.image}
+    if layout.command:
+        container["command"] = [kube_escape(part) for part in layout.command]
+    container |= {
+        "args": [kube_escape(arg) for arg in layout.args],
+        "ports": [{"name": "http", "containerPort": layout.port, "protocol": "TCP"}],
+        "env": [
+            # Only a hub download needs the token; a model already on the volume needs no Secret at all.
+            *([_secret_env("HF_TOKEN", layout.hf_secret, HF_TOKEN_KEY)] if layout.downloads else []),
+            *({"name": name, "value": kube_escape(value)} for name, value in layout.env),
+        ],
+        "resources": _engine_resources(layout),
+        "volumeMounts": [
+            {"name": CACHE_VOLUME, "mountPath": layout.cache_mount},
+            {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+        ],
+        "startupProbe": _http_probe(
+            health,
+            period_s=sizing.STARTUP_PERIOD_S,
+            failures=layout.budget.startup_failure_threshold,
+            timeout_s=5,
+        ),
+        "readinessProbe": _http_probe(health, period_s=5, failures=3, timeout_s=3),
+        # Generous: a replica busy with long prefills can answer /health slowly, and a restart costs a reload.
+        "livenessProbe": _http_probe(health, period_s=15, failures=4, timeout_s=10),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(sizing.PRESTOP_SLEEP_S)]}}},
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    return container
+
+
+def _gpu_placement(layout: Layout) -> Doc:
+    accel = layout.accelerator
+    if not accel.is_gpu or accel.node_label is None or accel.resource is None:
+        return {}
+    placement: Doc = {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {"key": accel.node_label, "operator": "In", "values": list(accel.node_values)}
+                            ]
+                        }
+                    ]
+                }
+            }
+        },
+        "tolerations": [{"key": accel.resource, "operator": "Exists", "effect": "NoSchedule"}],
+    }
+    if accel.runtime_class:
+        placement = {"runtimeClassName": accel.runtime_class, **placement}
+    return placement
+
+
+def _strategy(layout: Layout) -> Doc:
+    if layout.shared_cache:
+        # Surge one replica so capacity never drops during a rollout; that needs one spare replica's GPUs.
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    # One replica on a ReadWriteOnce cache: a surged pod on another node could never attach the volume.
+    return {"type": "Recreate"}
+
+
+def deployment(layout: Layout) -> Doc:
+    selector = layout.selector(ENGINE_COMPONENT)
+    spec: Doc = {}
+    if layout.autoscaler == "none":
+        spec["replicas"] = layout.peak  # nothing follows the schedule, so hold the planned peak
+    # else: the autoscaler owns .spec.replicas; setting it here would fight it on every apply.
+    spec |= {
+        "revisionHistoryLimit": 3,
+        "progressDeadlineSeconds": max(1200, layout.budget.startup_budget_s + 300),
+        "strategy": _strategy(layout),
+        "selector": {"matchLabels": selector},
+        "template": {
+            "metadata": {"labels": layout.labels(ENGINE_COMPONENT), "annotations": layout.annotations()},
+            "spec": {
+                **_gpu_placement(layout),
+                # Service links would inject e.g. VLLM_PORT=tcp://… for a Service named vllm, which vLLM
+                # reads as its own setting and refuses to start.
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": sizing.termination_grace_s(layout.request.drain_s),
+                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [_engine_container(layout)],
+                "volumes": [
+                    {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": layout.names.cache_pvc}},
+                    {
+                        "name": SHM_VOLUME,
+                        "emptyDir": {"medium": "Memory", "sizeLimit": f"{layout.resources.shm_gi}Gi"},
+                    },
+                ],
+            },
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(layout, layout.names.deployment, ENGINE_COMPONENT),
+        "spec": spec,
+    }
+
+
+def service(layout: Layout) -> Doc:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(layout, layout.names.service, ENGINE_COMPONENT),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": layout.selector(ENGINE_COMPONENT),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def disruption_budget(layout: Layout) -> Doc:
+    # maxUnavailable rather than minAvailable: with one replica, minAvailable: 1 would block every node drain.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(layout, layout.names.base, ENGINE_COMPONENT),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": layout.selector(ENGINE_COMPONENT)}},
+    }
+
+
+def pod_monitor(layout: Layout) -> Doc | None:
+    metrics_path = layout.definition.metrics_path
+    if metrics_path is None:
+        return None
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": _metadata(
+            layout,
+            layout.names.base,
+            ENGINE_COMPONENT,
+            extra_labels={"release": naming.label_value(layout.request.prometheus_release_label)},
+        ),
+        "spec": {
+            "selector": {"matchLabels": layout.selector(ENGINE_COMPONENT)},
+            "podMetricsEndpoints": [{"port": "http", "path": metrics_path, "interval": "30s"}],
+        },
+    }
+
+
+def queue_query(layout: Layout) -> str:
+    """One series (KEDA rejects a vector of several) summing the waiting requests of this Deployment's pods."""
+    metric = layout.definition.queue_metric
+    pods = f"{layout.names.deployment}-[a-z0-9]+-[a-z0-9]+"
+    return f'sum({metric}{{namespace="{layout.names.namespace}",pod=~"{pods}"}})'
+
+
+def _behavior() -> Doc:
+    return {
+        # Up fast (schedule windows and queue spikes), down slowly: a replica costs minutes of load to regain.
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [
+                {"type": "Pods", "value": 4, "periodSeconds": 60},
+                {"type": "Percent", "value": 100, "periodSeconds": 60},
+            ],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": 600,
+            "selectPolicy": "Max",
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+        },
+    }
+
+
+def _target_ref(layout: Layout) -> Doc:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": layout.names.deployment}
+
+
+def _cron_triggers(layout: Layout) -> list[Doc]:
+    lead = 0 if layout.request.prescaled else layout.budget.warmup_lead_min
+    return [
+        {
+            "type": "cron",
+            "name": f"hours-{w.start_hour:02d}-{w.end_hour:02d}",
+            "metadata": {
+                "timezone": SCHEDULE_TIMEZONE,
+                "start": w.cron_start(lead),
+                "end": w.cron_end(),
+                "desiredReplicas": str(w.replicas),  # KEDA trigger metadata values must be strings
+            },
+        }
+        for w in layout.windows
+    ]
+
+
+def scaled_object(layout: Layout) -> Doc:
+    triggers: list[Doc] = []
+    if layout.definition.queue_metric:
+        triggers.append(
+            {
+                "type": "prometheus",
+                "name": QUEUE_TRIGGER,
+                # AverageValue: the threshold is per replica, so replicas = ceil(total waiting / threshold).
+                "metricType": "AverageValue",
+                "metadata": {
+                    "serverAddress": layout.request.prometheus_url,
+                    "query": queue_query(layout),
+                    "threshold": str(layout.request.queue_threshold_per_replica),
+                    "ignoreNullValues": "true",
+                },
+            }
+        )
+    triggers += _cron_triggers(layout)
+    spec: Doc = {
+        "scaleTargetRef": _target_ref(layout),
+        "pollingInterval": 15,
+        "cooldownPeriod": 360,
+        "minReplicaCount": layout.floor,
+        "maxReplicaCount": layout.max_replicas,
+    }
+    if layout.definition.queue_metric:
+        # If Prometheus stops answering, hold the planned peak rather than whatever the last reading implied.
+        spec["fallback"] = {"failureThreshold": 3, "replicas": layout.peak}
+    spec |= {"advanced": {"horizontalPodAutoscalerConfig": {"behavior": _behavior()}}, "triggers": triggers}
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _metadata(layout, layout.names.base, ENGINE_COMPONENT),
+        "spec": spec,
+    }
+
+
+def adapter_metric_name(layout: Layout) -> str:
+    # The custom metrics API cannot carry ':' in a metric name; prometheus-adapter renames it (rule emitted).
+    return (layout.definition.queue_metric or "").replace(":", "_")
+
+
+def horizontal_autoscaler(layout: Layout) -> Doc:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(layout, layout.names.base, ENGINE_COMPONENT),
+        "spec": {
+            "scaleTargetRef": _target_ref(layout),
+            "minReplicas": layout.floor,
+            "maxReplicas": layout.max_replicas,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": adapter_metric_name(layout)},
+                        "target": {
+                            "type": "AverageValue",
+                            "averageValue": str(layout.request.queue_threshold_per_replica),
+                        },
+                    },
+                }
+            ],
+            "behavior": _behavior(),
+        },
+    }
+
+
+def prometheus_adapter_values(layout: Layout) -> Doc:
+    """Helm values for prometheus-community/prometheus-adapter exposing the queue gauge per pod."""
+    metric = layout.definition.queue_metric
+    url = urlsplit(layout.request.prometheus_url)
+    default_port = 443 if url.scheme == "https" else 80
+    return {
+        "prometheus": {"url": f"{url.scheme}://{url.hostname}", "port": url.port or default_port},
+        "rules": {
+            "custom": [
+                {
+                    "seriesQuery": f'{metric}{{namespace!="",pod!=""}}',
+                    "resources": {
+                        "overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+                    },
+                    "name": {"matches": f"^{metric}$", "as": adapter_metric_name(layout)},
+                    "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+                }
+            ]
+        },
+    }
+
+
+# --- LiteLLM router (only with overflow) ---------------------------------------------------------------
+
+
+def router_config_map(layout: Layout, config_text: str) -> Doc:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(layout, layout.names.router_config, ROUTER_COMPONENT),
+        "data": {ROUTER_CONFIG_KEY: config_text},
+    }
+
+
+def router_deployment(
+    layout: Layout, *, image: str, env: dict[str, str], api_key_env: str, config_text: str
+) -> Doc:
+    names = layout.names
+    container: Doc = {
+        "name": "litellm",
+        "image": image,
+        "args": ["--config", f"{ROUTER_CONFIG_DIR}/{ROUTER_CONFIG_KEY}", "--port", str(ROUTER_PORT)],
+        "ports": [{"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"}],
+        "env": [
+            *({"name": key, "value": kube_escape(value)} for key, value in env.items()),
+            _secret_env("LITELLM_MASTER_KEY", names.router_secret, ROUTER_MASTER_KEY),
+            _secret_env(api_key_env, names.router_secret, ROUTER_PROVIDER_KEY),
+        ],
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "volumeMounts": [{"name": "config", "mountPath": ROUTER_CONFIG_DIR, "readOnly": True}],
+        "readinessProbe": {
+            "httpGet": {"path": "/health/readiness", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health/liveliness", "port": "http"},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 15,
+            "failureThreshold": 4,
+            "timeoutSeconds": 5,
+        },
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    selector = layout.selector(ROUTER_COMPONENT)
+    # A changed config must roll the router: LiteLLM reads its file once at start.
+    template_annotations = {
+        **layout.annotations(),
+        f"{ANNOTATION_PREFIX}/config-sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(layout, names.router, ROUTER_COMPONENT),
+        "spec": {
+            # One router: its rpm and concurrency caps are counted in-process; more replicas need Redis.
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": layout.labels(ROUTER_COMPONENT), "annotations": template_annotations},
+                "spec": {
+                    "enableServiceLinks": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [{"name": "config", "configMap": {"name": names.router_config}}],
+                },
+            },
+        },
+    }
+
+
+def router_service(layout: Layout) -> Doc:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(layout, layout.names.router, ROUTER_COMPONENT),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": layout.selector(ROUTER_COMPONENT),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }

@@ -1,0 +1,63 @@
+"""python manage.py manifests --workload-file F.json [--option K] --out DIR
+
+Plans the workload exactly as `manage.py plan` does, builds the bundle for option K (default: rank 1),
+validates it, and only then writes it. Any failure is one line on stderr and a non-zero exit.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.manifests.build import ManifestError, build_bundle, request_from_plan
+from apps.manifests.bundle import write_bundle
+from apps.manifests.validate import validate_bundle
+from apps.planner.management.commands._shared import planner_catalog, planner_measured_points
+from apps.planner.search import WorkloadError, plan, workload_spec_from_dict
+
+
+class Command(BaseCommand):
+    help = "Write Compose and Kubernetes files for one ranked option of a workload's plan."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--workload-file", required=True, type=Path)
+        parser.add_argument(
+            "--option", type=int, default=1, metavar="K", help="rank of the option (default 1)"
+        )
+        parser.add_argument("--out", required=True, type=Path, metavar="DIR")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["workload_file"]
+        try:
+            workload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot read {path}: {exc}") from exc
+        catalog = planner_catalog()
+        try:
+            result = plan(workload_spec_from_dict(workload), catalog, planner_measured_points())
+        except WorkloadError as exc:
+            raise CommandError(f"invalid workload: {exc}") from exc
+        option = _option(result, options["option"])
+        try:
+            files = build_bundle(request_from_plan(option, workload, result, snapshot=catalog))
+        except ManifestError as exc:
+            raise CommandError(f"option {option['rank']} cannot be deployed: {exc}") from exc
+        problems = validate_bundle(files)
+        if problems:
+            raise CommandError(f"bundle failed validation ({len(problems)} problems), first: {problems[0]}")
+        written = write_bundle(files, options["out"])
+        self.stdout.write(
+            f"option {option['rank']}: {option['engine']} {option['quant']} on {option['tp']}x {option['gpu']}; "
+            f"wrote {len(written)} files to {options['out']}"
+        )
+
+
+def _option(result: dict[str, Any], rank: int) -> dict[str, Any]:
+    ranked = result.get("options") or []
+    if not ranked:
+        raise CommandError(f"no deployment holds the SLO; rejected: {result.get('rejected_summary')}")
+    for option in ranked:
+        if option.get("rank") == rank:
+            return dict(option)
+    raise CommandError(f"no option {rank}; the plan has options 1 to {len(ranked)}")

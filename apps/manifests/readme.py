@@ -1,0 +1,283 @@
+"""README.md of a bundle: what to edit, the apply order, and why the numbers are what they are.
+
+User text appears only through naming.one_line (one line, no backticks) and never inside a shell command:
+operators paste those.
+"""
+
+from __future__ import annotations
+
+from apps.manifests import compose, naming, sizing
+from apps.manifests.layout import Layout
+from apps.manifests.validate import KUBERNETES_LATEST, KUBERNETES_VERSION
+
+VALIDATED_AGAINST = (
+    "Kubernetes {k8s} and {latest} JSON schemas (strict, kubernetes-validate), the KEDA ScaledObject and prometheus-operator "
+    "PodMonitor CRD schemas, and the Compose specification schema (see apps/manifests/schemas/README.md)"
+)
+# Only bf16/fp16 (and fp8, which vLLM, SGLang and TGI quantize at load time) run from the original weights;
+# everything else needs a checkpoint already in that format. trtllm-serve takes no quantization flag at all.
+_ON_THE_FLY = {"bf16", "fp16", "fp8"}
+_FORMAT_NAMES = {"awq-int4": "AWQ", "gptq-int4": "GPTQ", "nvfp4": "NVFP4 (ModelOpt)", "int8": "INT8 W8A8"}
+
+
+def needs_quantized_checkpoint(engine: str, quant: str) -> bool:
+    if engine == "llamacpp":
+        return False  # GGUF files are always pre-quantized; the llama.cpp note covers them
+    return quant not in _ON_THE_FLY or (engine == "trtllm" and quant == "fp8")
+
+
+def _model_section(layout: Layout) -> list[str]:
+    r = layout.request
+    lines = [
+        f"1. **Model path.** The engine loads `{naming.one_line(r.model_path)}` (the `{_model_flag(layout)}` "
+        "argument in `k8s/20-deployment.yaml` and `compose.yaml`; change both together)."
+    ]
+    if needs_quantized_checkpoint(r.engine, r.quant):
+        lines.append(
+            f"   It must be an already quantized {_FORMAT_NAMES.get(r.quant, r.quant.upper())} checkpoint of the "
+            "model (the original weights would be served unquantized or fail to load)."
+        )
+    if r.engine == "llamacpp":
+        lines.append(
+            "   llama.cpp loads one GGUF file by path: put it in `./models/` for Compose, or on the "
+            "`model-cache` volume (mounted at `/models`) for Kubernetes, before starting."
+        )
+    elif not layout.downloads:
+        lines.append(f"   A local path is read from the cache volume (mounted at `{layout.cache_mount}`).")
+    return lines
+
+
+def _model_flag(layout: Layout) -> str:
+    flags = [a for a in layout.args if a in {"--model", "--model-path", "--model-id"}]
+    return flags[0] if flags else "first positional"
+
+
+def _edit_section(layout: Layout) -> list[str]:
+    r, names = layout.request, layout.names
+    mode = "ReadWriteMany" if layout.shared_cache else "ReadWriteOnce"
+    storage = (
+        f"storage class `{r.storage_class}`" if r.storage_class else "the cluster's default storage class"
+    )
+    lines = ["## Before you apply: the few things to edit", "", *_model_section(layout)]
+    if layout.downloads:
+        lines.append(
+            f"2. **Hugging Face token.** Kubernetes reads Secret `{layout.hf_secret}` (key `token`) in namespace "
+            f"`{names.namespace}`; Compose reads `HF_TOKEN` from your shell and refuses to start without it. "
+            "Gated models (Llama, Gemma) need a token whose account accepted the licence."
+        )
+    else:
+        lines.append(
+            "2. **Hugging Face token.** Not needed: the model is read from the volume, nothing is downloaded."
+        )
+    lines.append(
+        f"3. **Storage class.** `k8s/10-pvc.yaml` asks {storage} for {layout.cache_size_gi}Gi {mode}."
+    )
+    if layout.shared_cache:
+        lines.append(
+            "   Replicas may run on several nodes and share the cache, so the class must support ReadWriteMany "
+            "(EFS, Filestore, Azure Files, CephFS, NFS): set `storageClassName` if the default does not."
+        )
+    if layout.autoscaler == "keda" and layout.definition.queue_metric:
+        lines.append(
+            f"4. **Prometheus address.** KEDA queries `{r.prometheus_url}` (kube-prometheus-stack's default); "
+            "change `serverAddress` in `k8s/60-scaledobject.yaml` if yours differs."
+        )
+    if r.overflow is not None:
+        lines.append(
+            f"5. **Router keys.** Secret `{names.router_secret}` holds `master-key` (what clients send to the "
+            f"router) and `provider-api-key` ({naming.one_line(r.overflow.provider)} key)."
+        )
+    return [*lines, ""]
+
+
+def _summary(layout: Layout) -> list[str]:
+    r = layout.request
+    cost = f", about ${r.monthly_cost_usd:,.0f}/month" if r.monthly_cost_usd is not None else ""
+    where = naming.one_line(f"{r.provider} {r.instance_type}".strip()) or "any matching node"
+    return [
+        f"# Deployment bundle: {naming.one_line(r.workload_name)}",
+        "",
+        f"Recommendation option {r.rank}: {layout.definition.display_name} serving `{r.model_slug}` "
+        f"({r.quant}) on {r.gpu} x{r.tp} per replica ({where}){cost}. Image `{layout.image}`.",
+        "",
+    ]
+
+
+def _compose_section(layout: Layout) -> list[str]:
+    port = compose.host_port(layout.port)
+    lines = ["## Docker Compose: one replica on one host", "", "```sh"]
+    if layout.downloads:
+        lines.append("export HF_TOKEN=...            # a Hugging Face read token")
+    if layout.request.overflow is not None:
+        lines += [
+            "export LITELLM_MASTER_KEY=...  # what clients send to the router on 127.0.0.1:4000",
+            f"export {layout.request.overflow.api_key_env}=...",
+        ]
+    lines += ["docker compose up -d"]
+    if layout.definition.metrics_path:
+        lines.append("docker compose --profile monitoring up -d   # Prometheus on 127.0.0.1:9090")
+    lines += [f"curl -fsS http://127.0.0.1:{port}/v1/models", "```", ""]
+    lines.append(
+        f"Ports are bound to 127.0.0.1: the engine has no authentication. The health check allows "
+        f"{layout.budget.startup_budget_s}s for the first start ({'download and ' if layout.downloads else ''}load). Compose runs a single "
+        "replica; the hourly schedule needs the Kubernetes files."
+    )
+    return [*lines, ""]
+
+
+def _kubernetes_section(layout: Layout, files: list[str]) -> list[str]:
+    names = layout.names
+    ns = names.namespace
+    prerequisites = [
+        "- NVIDIA GPU Operator (device plugin, GPU Feature Discovery labels, the `nvidia` RuntimeClass)"
+        if layout.accelerator.kind == "nvidia"
+        else "- AMD GPU Operator (device plugin and node labeller)"
+        if layout.accelerator.kind == "amd"
+        else "- nodes with enough CPU and memory (no GPU requested)",
+    ]
+    if any(f.endswith("podmonitor.yaml") for f in files):
+        prerequisites.append("- prometheus-operator CRDs (kube-prometheus-stack) for the PodMonitor")
+    if layout.autoscaler == "keda":
+        prerequisites.append("- KEDA 2.10 or newer for the ScaledObject (triggers carry no metricName)")
+    if layout.autoscaler == "hpa":
+        prerequisites.append(
+            "- prometheus-adapter with the rule in `extras/prometheus-adapter-values.yaml` for the HPA metric"
+        )
+    timeout = max(1200, layout.budget.startup_budget_s + 300)
+    commands = ["```sh"]
+    if "k8s/00-namespace.yaml" in files:
+        commands.append("kubectl apply -f k8s/00-namespace.yaml")
+    if layout.downloads:
+        commands.append(
+            f'kubectl -n {ns} create secret generic {layout.hf_secret} --from-literal=token="$HF_TOKEN"'
+        )
+    if layout.request.overflow is not None:
+        commands.append(
+            f"kubectl -n {ns} create secret generic {names.router_secret} "
+            f'--from-literal=master-key="$LITELLM_MASTER_KEY" '
+            f'--from-literal=provider-api-key="${layout.request.overflow.api_key_env}"'
+        )
+    commands += [
+        "kubectl apply -f k8s/",
+        f"kubectl -n {ns} rollout status deployment/{names.deployment} --timeout={timeout}s",
+        "```",
+    ]
+    return [
+        "## Kubernetes",
+        "",
+        "Prerequisites:",
+        *prerequisites,
+        "",
+        "Apply in this order (file names sort the same way):",
+        "",
+        *commands,
+        "",
+        f"Clients inside the cluster call `http://{names.service_host}/v1`"
+        + (
+            f", or the overflow router at `http://{names.router}.{ns}.svc.cluster.local/v1`."
+            if layout.request.overflow
+            else "."
+        ),
+        "",
+    ]
+
+
+def _scaling_section(layout: Layout) -> list[str]:
+    lines = ["## Scaling", ""]
+    queue = layout.definition.queue_metric
+    if layout.autoscaler == "keda":
+        lines.append(
+            f"KEDA keeps at least {layout.floor} replica(s) warm and at most {layout.max_replicas}. "
+            + (
+                f"It adds replicas when `{queue}` exceeds {layout.request.queue_threshold_per_replica} waiting "
+                "requests per replica, "
+                if queue
+                else f"{layout.definition.display_name} exports no queue metric, so only the schedule scales it, "
+            )
+            + "and follows the planned schedule below (UTC)"
+            + (
+                ", which already rises an hour ahead of demand because loads are slow."
+                if layout.request.prescaled
+                else f", starting each window {layout.budget.warmup_lead_min} minutes early so replicas are "
+                "loaded on the hour."
+            )
+        )
+    elif layout.autoscaler == "hpa":
+        lines.append(
+            f"An HPA scales between {layout.floor} and {layout.max_replicas} replicas on `{queue}` "
+            f"(via prometheus-adapter). An HPA cannot follow a schedule: quiet-hour capacity arrives only after "
+            f"a queue builds and a replica loads (up to {layout.budget.warm_s}s). Use KEDA to pre-scale."
+        )
+    else:
+        lines.append(
+            f"No autoscaler: {layout.definition.display_name} exports no queue metric "
+            + ("and the plan is flat, " if layout.request.use_keda else "and an HPA has nothing to follow, ")
+            + f"so the Deployment holds the planned peak of {layout.peak} replica(s)."
+        )
+    if layout.windows:
+        enforced = layout.autoscaler == "keda"
+        lines += [
+            "",
+            "The planned schedule" + (":" if enforced else " (for reference: nothing here enforces it):"),
+            "",
+            "| Window (UTC) | Replicas |",
+            "|---|---|",
+        ]
+        lines += [f"| {w.start_hour:02d}:00-{w.end_hour:02d}:00 | {w.replicas} |" for w in layout.windows]
+        lines.append(f"| other hours | {layout.floor} |")
+    return [*lines, ""]
+
+
+def _budget_section(layout: Layout) -> list[str]:
+    budget = layout.budget
+    source = "download from the Hugging Face Hub" if layout.downloads else "read from the volume"
+    return [
+        "## Start-up and shutdown budgets",
+        "",
+        f"- First start: {budget.cold_s}s estimated ({layout.request.weights_gb:.0f} GB of weights to {source} "
+        f"at {sizing.HUB_DOWNLOAD_GB_PER_S} GB/s, read at {sizing.VOLUME_READ_GB_PER_S} GB/s, plus engine "
+        f"start-up); the startup probe allows {budget.startup_budget_s}s "
+        f"({budget.startup_failure_threshold} x {sizing.STARTUP_PERIOD_S}s).",
+        f"- Later starts read the cache volume: about {budget.warm_s}s.",
+        f"- Shutdown: {sizing.termination_grace_s(layout.request.drain_s)}s grace so streams in flight can "
+        "finish after the pod leaves the Service.",
+        f"- /dev/shm: {layout.resources.shm_gi}Gi in memory, counted in the {layout.resources.memory_limit_gi}Gi "
+        "memory limit.",
+        "",
+    ]
+
+
+def _overflow_section(layout: Layout) -> list[str]:
+    overflow = layout.request.overflow
+    if overflow is None:
+        return []
+    return [
+        "## Overflow to a hosted API",
+        "",
+        f"`litellm/config.yaml` sends requests for `{naming.one_line(layout.request.served_name)}` to the "
+        f"self-hosted engine up to its planned peak capacity and falls back to "
+        f"`{naming.one_line(overflow.litellm_model)}` ({naming.one_line(overflow.provider)}) when the engine is "
+        "at its cap, fails, or has not produced a first token in time. Keys come from the environment only.",
+        "",
+    ]
+
+
+def render(layout: Layout, *, files: list[str]) -> str:
+    lines = [
+        *_summary(layout),
+        *_edit_section(layout),
+        *_compose_section(layout),
+        *_kubernetes_section(layout, files),
+        *_scaling_section(layout),
+        *_budget_section(layout),
+        *_overflow_section(layout),
+        "## Files",
+        "",
+        *[f"- `{path}`" for path in [*files, "README.md"]],
+        "",
+        "Validated before download against "
+        + VALIDATED_AGAINST.format(k8s=KUBERNETES_VERSION, latest=KUBERNETES_LATEST)
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""From the planner's plan dict to a BundleRequest, and every option of a real plan to a valid bundle."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from apps.catalog.specs import load_snapshot
+from apps.manifests.build import ManifestError, OverflowTarget, build_bundle, request_from_plan
+from apps.manifests.validate import validate_bundle
+from apps.planner.search import plan, workload_spec_from_dict
+from tests.manifests.helpers import engine_container, flag_value, k8s
+
+WORKLOAD: dict[str, Any] = {
+    "name": "support-chat",
+    "model": "llama-3.1-8b",
+    "traffic": {"hourly_requests_per_s": [0.5] * 6 + [1, 2, 4] + [6] * 8 + [4, 2, 1, 1, 0.5, 0.5, 0.5]},
+    "prompt_tokens": {"mean": 800, "p50": 600, "p95": 2400, "max": 8000},
+    "output_tokens": {"mean": 200, "p50": 150, "p95": 600, "max": 1024},
+    "slo": {"ttft_p95_ms": 800, "itl_p95_ms": 60},
+    "quality": {"allowed_quantizations": ["bf16", "fp8", "awq-int4"]},
+    "constraints": {"gpus": [], "providers": [], "max_gpus_per_replica": 8, "spot": False, "min_replicas": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def planned() -> dict[str, Any]:
+    result = plan(workload_spec_from_dict(WORKLOAD), load_snapshot())
+    assert result["options"], result["rejected_summary"]
+    return result
+
+
+def test_the_option_becomes_the_request(planned: dict[str, Any]) -> None:
+    option = planned["options"][0]
+    request = request_from_plan(option, WORKLOAD, planned)
+
+    assert (request.engine, request.quant, request.gpu, request.tp) == (
+        option["engine"], option["quant"], option["gpu"], option["tp"],
+    )  # fmt: skip
+    assert request.replicas_by_hour == tuple(option["replicas_by_hour"])
+    assert request.max_model_len == 8000 + 1024
+    assert request.max_num_seqs == option["serve"]["max_num_seqs"]
+    assert request.model_path == "meta-llama/Llama-3.1-8B-Instruct"
+    assert request.workload_name == "support-chat"
+    assert request.overflow is None
+    # 1024 output tokens at the 60 ms ITL target, with margin: the drain the grace period must allow.
+    assert request.drain_s >= 1024 * 0.060
+
+
+def test_every_option_of_a_real_plan_builds_a_valid_bundle(planned: dict[str, Any]) -> None:
+    for option in planned["options"]:
+        files = build_bundle(request_from_plan(option, WORKLOAD, planned, overflow=True))
+        assert validate_bundle(files) == [], option["rank"]
+        args = engine_container(files)["args"]
+        assert str(option["serve"]["max_model_len"]) in args or option["engine"] == "llamacpp"
+
+
+def test_overflow_defaults_to_the_closest_hosted_model(planned: dict[str, Any]) -> None:
+    request = request_from_plan(planned["options"][0], WORKLOAD, planned, overflow=True)
+    # The planner lists same-model-size APIs first; the cheapest of those LiteLLM can call wins.
+    assert request.overflow == OverflowTarget(
+        provider="DeepInfra",
+        model="Meta-Llama-3.1-8B-Instruct",
+        litellm_model="deepinfra/meta-llama/Meta-Llama-3.1-8B-Instruct",
+        api_key_env="DEEPINFRA_API_KEY",
+    )
+
+
+def test_overflow_can_be_named_explicitly(planned: dict[str, Any]) -> None:
+    explicit = {"provider": "Acme", "model": "acme-large", "litellm_model": "openai/acme-large",
+                "api_key_env": "ACME_KEY", "api_base": "https://llm.acme.example/v1"}  # fmt: skip
+    request = request_from_plan(planned["options"][0], WORKLOAD, planned, overflow=explicit)
+    assert request.overflow is not None
+    assert request.overflow.api_base == "https://llm.acme.example/v1"
+    files = build_bundle(request)
+    assert "ACME_KEY" in files["compose.yaml"]
+    assert validate_bundle(files) == []
+
+
+def test_an_unmappable_overflow_is_refused(planned: dict[str, Any]) -> None:
+    with pytest.raises(ManifestError, match="no LiteLLM model id"):
+        request_from_plan(
+            planned["options"][0], WORKLOAD, planned, overflow={"provider": "Nobody", "model": "x"}
+        )
+
+
+def test_a_context_beyond_the_model_is_refused(planned: dict[str, Any]) -> None:
+    workload = copy.deepcopy(WORKLOAD)
+    workload["prompt_tokens"]["max"] = 200_000
+    with pytest.raises(ManifestError, match="tokens of context"):
+        request_from_plan(planned["options"][0], workload, planned)
+
+
+def test_gpus_the_engine_would_not_use_are_refused(planned: dict[str, Any]) -> None:
+    option = {**planned["options"][0], "gpus_per_replica": 2, "tp": 1}
+    with pytest.raises(ManifestError, match="gpus_per_replica"):
+        request_from_plan(option, WORKLOAD, planned)
+
+
+def test_missing_fields_are_one_clear_error() -> None:
+    with pytest.raises(ManifestError, match="missing a field"):
+        request_from_plan({"model": "llama-3.1-8b"}, WORKLOAD)
+
+
+def test_llamacpp_defaults_to_a_gguf_file_on_the_volume(planned: dict[str, Any]) -> None:
+    option = {**planned["options"][0], "engine": "llamacpp", "quant": "gguf-q4_k_m"}
+    files = build_bundle(request_from_plan(option, WORKLOAD, planned))
+    assert flag_value(engine_container(files)["args"], "--model") == "/models/llama-3.1-8b-Q4_K_M.gguf"
+    assert "GGUF file" in files["README.md"]
+
+
+def test_an_operator_model_path_and_namespace_are_used(planned: dict[str, Any]) -> None:
+    request = request_from_plan(
+        planned["options"][0],
+        WORKLOAD,
+        planned,
+        model_path="/root/.cache/weights/llama",
+        namespace="inference",
+    )
+    files = build_bundle(request)
+    assert k8s(files, "deployment")["metadata"]["namespace"] == "inference"
+    assert "/root/.cache/weights/llama" in engine_container(files)["args"]
+
+
+def test_an_undeployable_option_fails_when_the_request_is_made(planned: dict[str, Any]) -> None:
+    # No pinned ROCm image in workers/engines.py: the caller learns it before building anything.
+    option = {**planned["options"][0], "engine": "vllm", "gpu": "mi300x"}
+    with pytest.raises(ManifestError, match="no pinned vllm image for AMD"):
+        request_from_plan(option, WORKLOAD, planned)
