@@ -61,14 +61,7 @@ def catalog_load(*, data_dir: Path = specs.DATA_DIR) -> LoadCounts:
                 "docs_url": definition.docs_url,
             },
         )
-    gpus = {gpu.slug: gpu for gpu in GpuType.objects.all()}
-    for offer in specs.load_offers(data_dir):
-        CloudOffer.objects.update_or_create(
-            provider=offer.provider,
-            instance_type=offer.instance_type,
-            region=offer.region,
-            defaults=_offer_defaults(offer, gpus),
-        )
+    _offers_upsert(specs.load_offers(data_dir))
     for price in specs.load_api_prices(data_dir):
         ApiPrice.objects.update_or_create(
             provider=price.provider,
@@ -83,6 +76,34 @@ def catalog_load(*, data_dir: Path = specs.DATA_DIR) -> LoadCounts:
         offers=CloudOffer.objects.count(),
         api_prices=ApiPrice.objects.count(),
     )
+
+
+def _offers_upsert(offers: list[specs.OfferSpec]) -> tuple[list[int], int]:
+    """Insert new offers and update known ones in bulk; returns (ids of the given offers, created count)."""
+    gpus = {gpu.slug: gpu for gpu in GpuType.objects.all()}
+    existing = {(o.provider, o.instance_type, o.region): o for o in CloudOffer.objects.all()}
+    to_create, to_update = [], []
+    for offer in offers:
+        values = _offer_defaults(offer, gpus)
+        row = existing.get((offer.provider, offer.instance_type, offer.region))
+        if row is None:
+            row = CloudOffer(provider=offer.provider, instance_type=offer.instance_type, region=offer.region)
+            to_create.append(row)
+        else:
+            to_update.append(row)
+        for field, value in values.items():
+            setattr(row, field, value)
+    CloudOffer.objects.bulk_create(to_create)
+    if to_update:
+        CloudOffer.objects.bulk_update(to_update, [*_OFFER_FIELDS, "gpu"])
+    return [row.pk for row in [*to_create, *to_update]], len(to_create)
+
+
+_OFFER_FIELDS = [
+    f.name
+    for f in dataclasses.fields(specs.OfferSpec)
+    if f.name not in ("provider", "instance_type", "region", "gpu_slug")
+]
 
 
 class PriceImportError(ValueError):
@@ -145,24 +166,12 @@ def offers_import_skypilot(*, path: Path, provider: str) -> PriceImportResult:
     offers = _cheapest_per_instance(_read_skypilot_rows(path), provider, f"skypilot vms.csv: {path.name}")
     if not offers:
         raise PriceImportError(f"{path.name} holds no GPU instance with a price")
-    gpus = {gpu.slug: gpu for gpu in GpuType.objects.all()}
-    created = updated = 0
-    kept_ids = []
-    for offer in offers:
-        row, was_created = CloudOffer.objects.update_or_create(
-            provider=offer.provider,
-            instance_type=offer.instance_type,
-            region=offer.region,
-            defaults=_offer_defaults(offer, gpus),
-        )
-        kept_ids.append(row.pk)
-        created += was_created
-        updated += not was_created
+    kept_ids, created = _offers_upsert(offers)
     removed, _ = CloudOffer.objects.filter(provider=provider).exclude(pk__in=kept_ids).delete()
     return PriceImportResult(
         provider=provider,
         created=created,
-        updated=updated,
+        updated=len(offers) - created,
         removed=removed,
         skipped_without_gpu=sum(1 for offer in offers if offer.gpu_slug is None),
     )
