@@ -14,7 +14,9 @@ from typing import Any
 from apps.catalog.specs import ModelSpec
 
 # Families whose MLP is two matrices (up, down) instead of three (gate, up, down).
-_PLAIN_MLP = frozenset({"phi", "gpt2", "gpt_neox", "gptj", "opt", "falcon", "starcoder2", "bloom", "gpt_bigcode"})
+_PLAIN_MLP = frozenset(
+    {"phi", "gpt2", "gpt_neox", "gptj", "opt", "falcon", "starcoder2", "bloom", "gpt_bigcode"}
+)
 # Families whose q/k/v projections carry biases.
 _QKV_BIAS = frozenset({"qwen2", "qwen2_moe", "qwen2_vl", "phi", "starcoder2", "gpt_neox", "gpt2", "bloom"})
 _TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text", "phi"})
@@ -74,9 +76,9 @@ def model_spec_from_hf_config(config: Mapping[str, Any], slug: str, name: str | 
             attn += heads * head_dim + 2 * kv_heads * head_dim
         head_dim_out = head_dim
     norms = 2 * hidden
-    if model_type.startswith("gemma2") or model_type.startswith("gemma3"):
+    if model_type.startswith(("gemma2", "gemma3")):
         norms = 4 * hidden  # pre and post norms around attention and MLP
-    if model_type.startswith("qwen3") or model_type.startswith("gemma3"):
+    if model_type.startswith(("qwen3", "gemma3")):
         norms += 2 * head_dim  # q and k norms
 
     dense_mlp = mlp_matrices * hidden * intermediate
@@ -110,14 +112,20 @@ def model_spec_from_hf_config(config: Mapping[str, Any], slug: str, name: str | 
     moe_layer_total = experts * expert_params + shared + router
     moe_layer_active = per_token * expert_params + shared + router
     total = (
-        embeddings + lm_head + hidden + layers * per_layer_common + dense_layers * dense_mlp
+        embeddings
+        + lm_head
+        + hidden
+        + layers * per_layer_common
+        + dense_layers * dense_mlp
         + moe_layers * moe_layer_total
-    )  # fmt: skip
+    )
     active = total - moe_layers * (moe_layer_total - moe_layer_active)
 
     notes = [f"parameters computed from config.json ({model_type or 'unknown type'})"]
     if cfg.get("sliding_window"):
-        notes.append(f"sliding window {cfg['sliding_window']} not used to shrink the KV estimate (conservative)")
+        notes.append(
+            f"sliding window {cfg['sliding_window']} not used to shrink the KV estimate (conservative)"
+        )
     if kv_lora:
         notes.append("multi-head latent attention: KV cache counted as the compressed latent")
     return ModelSpec(
