@@ -45,21 +45,21 @@ class TeamWorld:
 
 @pytest.fixture
 def world(db: Any) -> TeamWorld:
-    team_a, team_b = TeamFactory(slug="team-a"), TeamFactory(slug="team-b")
+    team_a, team_b = TeamFactory.create(slug="team-a"), TeamFactory.create(slug="team-b")
     alice, victor, bob = (
-        UserFactory(username="alice"),
-        UserFactory(username="victor"),
-        UserFactory(username="bob"),
+        UserFactory.create(username="alice"),
+        UserFactory.create(username="victor"),
+        UserFactory.create(username="bob"),
     )
-    MembershipFactory(team=team_a, user=alice, role=Role.OWNER)
-    MembershipFactory(team=team_a, user=victor, role=Role.VIEWER)
-    MembershipFactory(team=team_b, user=bob, role=Role.OWNER)
+    MembershipFactory.create(team=team_a, user=alice, role=Role.OWNER)
+    MembershipFactory.create(team=team_a, user=victor, role=Role.VIEWER)
+    MembershipFactory.create(team=team_b, user=bob, role=Role.OWNER)
     return TeamWorld(
         team_a=team_a,
         team_b=team_b,
         alice=alice,
         victor=victor,
         bob=bob,
-        workload_a=WorkloadFactory(team=team_a, name="alice-chat"),
-        workload_b=WorkloadFactory(team=team_b, name="bob-chat"),
+        workload_a=WorkloadFactory.create(team=team_a, name="alice-chat"),
+        workload_b=WorkloadFactory.create(team=team_b, name="bob-chat"),
     )

@@ -4,7 +4,8 @@ import copy
 from typing import Any
 
 import factory
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from factory.django import DjangoModelFactory
 
 from apps.accounts.models import Membership, Role, Team
 from apps.catalog.models import ModelArchitecture
@@ -30,23 +31,17 @@ def workload_document(**overrides: Any) -> dict[str, Any]:
     return document
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(DjangoModelFactory[User]):
     class Meta:
-        model = get_user_model()
+        model = User
         django_get_or_create = ("username",)
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
-
-    @factory.post_generation
-    def saved(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:
-        if create:
-            obj.save()
+    password = factory.django.Password(PASSWORD)
 
 
-class TeamFactory(factory.django.DjangoModelFactory):
+class TeamFactory(DjangoModelFactory[Team]):
     class Meta:
         model = Team
 
@@ -54,7 +49,7 @@ class TeamFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"team-{n}")
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
+class MembershipFactory(DjangoModelFactory[Membership]):
     class Meta:
         model = Membership
 
@@ -63,7 +58,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Role.MEMBER
 
 
-class WorkloadFactory(factory.django.DjangoModelFactory):
+class WorkloadFactory(DjangoModelFactory[Workload]):
     class Meta:
         model = Workload
 

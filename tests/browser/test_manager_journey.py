@@ -26,11 +26,14 @@ UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll('input, sele
 
 @pytest.fixture
 def people(catalog: None) -> dict[str, Any]:
-    team, other = TeamFactory(name="Platform", slug="platform"), TeamFactory(name="Search", slug="search")
-    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
-    MembershipFactory(team=team, user=alice, role=Role.OWNER)
-    MembershipFactory(team=other, user=bob, role=Role.OWNER)
-    return {"alice": alice, "bobs_workload": WorkloadFactory(team=other, name="bob-secret")}
+    team, other = (
+        TeamFactory.create(name="Platform", slug="platform"),
+        TeamFactory.create(name="Search", slug="search"),
+    )
+    alice, bob = UserFactory.create(username="alice"), UserFactory.create(username="bob")
+    MembershipFactory.create(team=team, user=alice, role=Role.OWNER)
+    MembershipFactory.create(team=other, user=bob, role=Role.OWNER)
+    return {"alice": alice, "bobs_workload": WorkloadFactory.create(team=other, name="bob-secret")}
 
 
 def sign_in(page: Any, base_url: str, username: str) -> None:

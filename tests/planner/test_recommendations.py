@@ -54,6 +54,7 @@ def test_compute_stores_options_with_provenance(planned: Recommendation) -> None
     assert 0 < best["error_band_rel"] < 1
     assert len(best["replicas_by_hour"]) == 24
     assert best["why"]
+    assert planned.result is not None
     assert planned.result["break_even"]["monthly_tokens"]["total_million_per_month"] > 0
 
 
@@ -89,6 +90,7 @@ def test_an_impossible_workload_fails_with_a_reason(world: TeamWorld) -> None:
     recommendation.refresh_from_db()
     assert recommendation.status == PlanStatus.SUCCEEDED
     assert recommendation.options == []
+    assert recommendation.result is not None
     reasons = {r["reason"] for r in recommendation.result["rejected"]}
     assert reasons
     assert recommendation.result["rejected_summary"]

@@ -47,7 +47,7 @@ def test_team_is_optional_when_the_user_writes_to_one_team(world: TeamWorld) -> 
 
 def test_list_is_paginated_and_filters_by_name(world: TeamWorld) -> None:
     for index in range(3):
-        WorkloadFactory(team=world.team_a, name=f"rag-{index}")
+        WorkloadFactory.create(team=world.team_a, name=f"rag-{index}")
 
     page = world.api_for(world.alice).get("/api/v1/workloads/?name=rag&page_size=2").json()
 
