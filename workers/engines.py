@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from workers.errors import InvalidSpec
+
 ENGINE_NAMES = ("vllm", "sglang", "trtllm", "tgi", "llamacpp", "transformers")
 QUANTIZATIONS = ("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4", "nvfp4", "gguf-q4_k_m", "gguf-q8_0")
 
@@ -125,6 +127,8 @@ ENGINES: dict[str, EngineDefinition] = {
         supports_dummy_weights=False,
         docs_url="https://huggingface.co/docs/text-generation-inference/reference/launcher",
     ),
+    # Manifests run this image's llama-server. Bare benchmark hosts without that binary fall back to
+    # llama-cpp-python's server with equivalent settings (workers/launch.py); results record which ran.
     "llamacpp": EngineDefinition(
         name="llamacpp",
         display_name="llama.cpp server",
@@ -160,8 +164,11 @@ ENGINES: dict[str, EngineDefinition] = {
 }
 
 
-class UnsupportedCandidate(ValueError):
-    """The engine cannot run this candidate (quantization, accelerator or option it does not have)."""
+class UnsupportedCandidate(InvalidSpec):
+    """The engine cannot run this candidate (quantization, accelerator or option it does not have).
+
+    Still a ValueError (through InvalidSpec), as before, so existing callers that catch ValueError keep working.
+    """
 
 
 def check_supported(config: ServeConfig) -> None:
@@ -181,6 +188,10 @@ def check_supported(config: ServeConfig) -> None:
         pass
     if config.tensor_parallel < 1:
         raise UnsupportedCandidate("tensor_parallel must be at least 1")
+    if config.max_model_len < 1 or config.max_num_seqs < 1:
+        raise UnsupportedCandidate("max_model_len and max_num_seqs must be at least 1")
+    if not 0.0 < config.gpu_memory_fraction <= 1.0:
+        raise UnsupportedCandidate(f"gpu_memory_fraction {config.gpu_memory_fraction} is not in (0, 1]")
 
 
 def serve_args(config: ServeConfig) -> list[str]:
@@ -200,8 +211,27 @@ def container_args(config: ServeConfig) -> tuple[list[str] | None, list[str]]:
     return (list(command) if command else None), serve_args(config)
 
 
+def serve_env(config: ServeConfig) -> dict[str, str]:
+    """Environment the engine needs for settings it only takes from the environment, not from flags.
+
+    Same parity rule as serve_args: bare processes, containers and manifests all set exactly these.
+    """
+    check_supported(config)
+    env: dict[str, str] = {}
+    if config.engine == "tgi" and not config.prefix_caching:
+        # TGI 3 turns prefix caching on by default and has no flag for it, only this variable.
+        env["PREFIX_CACHING"] = "0"
+    return env
+
+
 _VLLM_QUANT = {"fp8": "fp8", "awq-int4": "awq_marlin", "gptq-int4": "gptq_marlin", "nvfp4": "modelopt_fp4"}
-_SGLANG_QUANT = {"fp8": "fp8", "awq-int4": "awq_marlin", "gptq-int4": "gptq_marlin", "nvfp4": "modelopt_fp4"}
+_SGLANG_QUANT = {
+    "fp8": "fp8",
+    "int8": "w8a8_int8",
+    "awq-int4": "awq_marlin",
+    "gptq-int4": "gptq_marlin",
+    "nvfp4": "modelopt_fp4",
+}
 _TGI_QUANT = {"fp8": "fp8", "awq-int4": "awq", "gptq-int4": "gptq"}
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 
@@ -263,6 +293,12 @@ def _trtllm_args(c: ServeConfig) -> list[str]:
     ]  # fmt: skip
 
 
+# TGI answers 429 to requests beyond --max-concurrent-requests instead of queueing them like vLLM and SGLang
+# do; the batch limit is --max-batch-size, and the admission limit stays well above it so a benchmark measures
+# queueing inside the engine rather than rejections.
+_TGI_ADMISSION_PER_BATCH_SLOT = 8
+
+
 def _tgi_args(c: ServeConfig) -> list[str]:
     args = [
         "--model-id", c.model_path,
@@ -272,7 +308,8 @@ def _tgi_args(c: ServeConfig) -> list[str]:
         "--num-shard", str(c.tensor_parallel),
         "--max-input-tokens", str(c.max_model_len - 1),
         "--max-total-tokens", str(c.max_model_len),
-        "--max-concurrent-requests", str(c.max_num_seqs),
+        "--max-batch-size", str(c.max_num_seqs),
+        "--max-concurrent-requests", str(max(128, c.max_num_seqs * _TGI_ADMISSION_PER_BATCH_SLOT)),
         "--cuda-memory-fraction", f"{c.gpu_memory_fraction:.2f}",
     ]  # fmt: skip
     if c.quantization in _DTYPE:
@@ -294,16 +331,23 @@ def _llamacpp_args(c: ServeConfig) -> list[str]:
         "--cont-batching",
         "--metrics",
     ]  # fmt: skip
-    if c.device != "cpu":
-        args += ["--n-gpu-layers", "999"]
-        if c.tensor_parallel > 1:
-            args += ["--split-mode", "row"]
+    # Explicit in both directions: recent CUDA builds offload automatically when -ngl is absent.
+    args += ["--n-gpu-layers", "0" if c.device == "cpu" else "999"]
+    if c.device != "cpu" and c.tensor_parallel > 1:
+        # "row" splits each matrix across GPUs (tensor parallel); the default "layer" is a pipeline split.
+        args += ["--split-mode", "row"]
     if not c.prefix_caching:
         args.append("--no-cache-prompt")
     return args
 
 
+_TRANSFORMERS_PAGE_TOKENS = 256  # ContinuousBatchingConfig.page_size default (transformers 5.23)
+
+
 def _transformers_args(c: ServeConfig) -> list[str]:
+    # transformers serve has no served-name, context-length or batch-size flag (checked against
+    # `transformers serve --help`, 5.23): requests name the model by its path, and the continuous-batching
+    # scheduler sizes itself from the KV-cache memory it is given.
     args = [
         c.model_path,
         "--host", c.host,
@@ -312,6 +356,13 @@ def _transformers_args(c: ServeConfig) -> list[str]:
         "--dtype", _DTYPE.get(c.quantization, "bfloat16"),
         "--continuous-batching",
     ]  # fmt: skip
+    if c.device != "cpu":
+        args += ["--cb-max-memory-percent", f"{c.gpu_memory_fraction:.2f}"]
+    else:
+        # On CPU the KV cache would default to 60% of system RAM, zeroed on the first request (seconds to
+        # minutes); size it like the other engines instead: max_num_seqs sequences of max_model_len tokens.
+        pages = -(-c.max_model_len * c.max_num_seqs // _TRANSFORMERS_PAGE_TOKENS)
+        args += ["--cb-num-blocks", str(pages)]
     return args
 
 
