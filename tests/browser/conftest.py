@@ -36,8 +36,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
+    """One Chromium per test: Playwright's sync API keeps an event loop running in this thread while it is
+    open, which would break every later test that calls asyncio.run() (the workers' load generator)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
