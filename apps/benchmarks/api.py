@@ -1,0 +1,301 @@
+"""Benchmark endpoints. Another team's run answers 404 everywhere; viewers read but cannot start or cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.parsers import BaseParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from advisor.api import validation_error
+from advisor.rest import BodyTooLarge, Pagination
+from apps.accounts.selectors import can_write
+from apps.benchmarks import selectors, services
+from apps.benchmarks.models import BenchmarkRun, RunStatus
+from apps.benchmarks.serializers import (
+    CandidateOptionsOut,
+    MeasurementDetailOut,
+    MeasurementOut,
+    PostedResultOut,
+    RequestedRunOut,
+    RunDetailOut,
+    RunOut,
+    RunRequestIn,
+    RunRequestOut,
+    WorkerHostOut,
+)
+from apps.workloads.selectors import workloads_visible_to
+
+# A result.json keeps every request's sample: thousands of requests per level make a few megabytes.
+RESULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise validation_error(name, "An integer id is required.") from exc
+
+
+class WorkloadBenchmarkRunsApi(APIView):
+    @extend_schema(
+        request=RunRequestIn,
+        responses={201: RunRequestOut, 200: RunRequestOut},
+        description=(
+            "Start benchmark runs for a workload: one run per accelerator, queued on `bench.<accelerator>`. "
+            "List `candidates` or set `all_runnable`; candidates no live worker can run are returned in "
+            "`left_to_model` (the performance model predicts them). 200 when every accelerator already had an "
+            "active run (returned with `created: false`)."
+        ),
+    )
+    def post(self, request: Request, workload_id: int) -> Response:
+        workload = get_object_or_404(workloads_visible_to(user=request.user), pk=workload_id)
+        if not can_write(user=request.user, team=workload.team):
+            raise PermissionDenied("Viewers cannot start benchmark runs.")
+        body = RunRequestIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        outcome = services.benchmark_run_request(
+            workload=workload, user=request.user, **body.to_service_kwargs()
+        )
+        context = {
+            "created": {r.run.pk: r.created for r in outcome.runs},
+            "tokens": {r.run.pk: r.results_token for r in outcome.runs if r.results_token},
+        }
+        runs = [r.run for r in outcome.runs]
+        data = {
+            "runs": RequestedRunOut(runs, many=True, context=context).data,
+            "left_to_model": [v.to_dict() for v in outcome.left_to_model],
+        }
+        created = any(r.created for r in outcome.runs)
+        return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class WorkloadBenchmarkCandidatesApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("shrink", OpenApiTypes.BOOL, description="CPU smoke runs with a shrunk model"),
+            OpenApiParameter(
+                "isl", OpenApiTypes.INT, description="Fixed prompt tokens (default: workload's)"
+            ),
+            OpenApiParameter(
+                "osl", OpenApiTypes.INT, description="Fixed output tokens (default: workload's)"
+            ),
+        ],
+        responses=CandidateOptionsOut,
+        description="Which candidates a live worker can measure now, and which only the model can predict.",
+    )
+    def get(self, request: Request, workload_id: int) -> Response:
+        workload = get_object_or_404(workloads_visible_to(user=request.user), pk=workload_id)
+        options = selectors.candidate_options(
+            workload=workload,
+            shrink=request.query_params.get("shrink", "").lower() in {"1", "true", "yes"},
+            isl=_int_param(request, "isl"),
+            osl=_int_param(request, "osl"),
+        )
+        return Response(
+            {
+                "runnable": [v.to_dict() for v in options.runnable],
+                "left_to_model": [v.to_dict() for v in options.left_to_model],
+            }
+        )
+
+
+class RunListApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("workload", OpenApiTypes.INT, description="Workload id"),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=RunStatus.values),
+            OpenApiParameter("accelerator", OpenApiTypes.STR, description="Accelerator slug"),
+        ],
+        responses=RunOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        status_filter = request.query_params.get("status", "")
+        if status_filter and status_filter not in RunStatus.values:
+            raise validation_error("status", f"One of {', '.join(RunStatus.values)}.")
+        runs = selectors.run_list(
+            user=request.user,
+            workload_id=_int_param(request, "workload"),
+            status=status_filter,
+            accelerator=request.query_params.get("accelerator", ""),
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(runs, request, view=self)
+        return paginator.get_paginated_response(RunOut(page, many=True).data)
+
+
+class RunDetailApi(APIView):
+    @extend_schema(responses=RunDetailOut)
+    def get(self, request: Request, run_id: int) -> Response:
+        run = get_object_or_404(selectors.run_detail_queryset(user=request.user), pk=run_id)
+        return Response(RunDetailOut(run).data)
+
+
+class RunCancelApi(APIView):
+    @extend_schema(
+        request=None,
+        responses=RunOut,
+        description="Cancel a queued run at once, or ask a running one to stop (it stops within seconds).",
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = get_object_or_404(selectors.runs_visible_to(user=request.user), pk=run_id)
+        run = services.benchmark_run_cancel(run=run, user=request.user)
+        return Response(RunOut(run).data)
+
+
+class RunTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <per-run token>`: checked by the results view against the run it names, so this
+    class authenticates nobody by itself; it exists to answer 401 with a Bearer challenge."""
+
+    def authenticate(self, request: Request) -> None:
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="benchmark-run"'
+
+
+class RunTokenAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    target_class = "apps.benchmarks.api.RunTokenAuthentication"
+    name = "runToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "The run's results token"}
+
+
+class ResultJSONParser(BaseParser):
+    """result.json bodies carry raw samples, so they get a larger limit than ordinary API bodies.
+
+    Not a JSONParser subclass on purpose: DRF reads `request.body` for those, which Django caps at
+    DATA_UPLOAD_MAX_MEMORY_SIZE; this parser reads the stream itself, up to RESULT_MAX_BYTES.
+    """
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        request = (parser_context or {}).get("request")
+        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        if length > RESULT_MAX_BYTES:
+            raise BodyTooLarge(length=length, limit=RESULT_MAX_BYTES)
+        raw = stream.read(RESULT_MAX_BYTES + 1) if stream is not None else b""
+        if len(raw) > RESULT_MAX_BYTES:
+            raise BodyTooLarge(length=len(raw), limit=RESULT_MAX_BYTES)
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+
+
+class RunResultsApi(APIView):
+    authentication_classes = [RunTokenAuthentication]
+    permission_classes = [AllowAny]
+    parser_classes = [ResultJSONParser]
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={201: PostedResultOut, 200: PostedResultOut},
+        description=(
+            "A remote host's result.json (DESIGN.md format, as written by `python -m workers bench`) for one of "
+            "the run's candidates, matched by engine, quant and tp. Authenticated by the run's token "
+            "(`Authorization: Bearer <token>`), not by a user. Reposting the same body (same `Idempotency-Key`) "
+            "returns 200 with what was stored."
+        ),
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        run = BenchmarkRun.objects.filter(pk=run_id).only("pk", "token_hash").first()
+        # The same answer for an unknown run and a wrong token: a token is the only way to learn about a run here.
+        if (
+            run is None
+            or scheme.lower() != "bearer"
+            or not services.benchmark_run_token_matches(run=run, token=token.strip())
+        ):
+            raise exceptions.AuthenticationFailed(
+                "A valid run token is required (Authorization: Bearer <token>)."
+            )
+        posted = services.benchmark_run_post_result(
+            run_id=run.pk,
+            result=request.data,
+            idempotency_key=request.headers.get("Idempotency-Key", "")[:64],
+        )
+        data = {
+            "run": posted.run.pk,
+            "run_status": posted.run.status,
+            "candidate": posted.candidate,
+            "created": posted.created,
+            "measurements": [m.pk for m in posted.measurements],
+        }
+        return Response(
+            PostedResultOut(data).data,
+            status=status.HTTP_201_CREATED if posted.created else status.HTTP_200_OK,
+        )
+
+
+class MeasurementListApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("workload", OpenApiTypes.INT),
+            OpenApiParameter("run", OpenApiTypes.INT),
+            OpenApiParameter("engine", OpenApiTypes.STR),
+            OpenApiParameter("quant", OpenApiTypes.STR),
+            OpenApiParameter("accelerator", OpenApiTypes.STR),
+            OpenApiParameter("model", OpenApiTypes.STR, description="Model slug"),
+            OpenApiParameter(
+                "representative", OpenApiTypes.BOOL, description="false: only shrunk smoke runs"
+            ),
+        ],
+        responses=MeasurementOut(many=True),
+        description="Measured operating points with provenance (per-request samples: see the detail endpoint).",
+    )
+    def get(self, request: Request) -> Response:
+        raw = request.query_params.get("representative", "").lower()
+        representative = {"true": True, "1": True, "false": False, "0": False}.get(raw)
+        measurements = selectors.measurement_list(
+            user=request.user,
+            workload_id=_int_param(request, "workload"),
+            run_id=_int_param(request, "run"),
+            engine=request.query_params.get("engine", ""),
+            quant=request.query_params.get("quant", ""),
+            accelerator=request.query_params.get("accelerator", ""),
+            model=request.query_params.get("model", ""),
+            representative=representative,
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(measurements, request, view=self)
+        return paginator.get_paginated_response(MeasurementOut(page, many=True).data)
+
+
+class MeasurementDetailApi(APIView):
+    @extend_schema(
+        responses=MeasurementDetailOut, description="One measurement with its per-request samples."
+    )
+    def get(self, request: Request, measurement_id: int) -> Response:
+        measurement = get_object_or_404(
+            selectors.measurements_visible_to(user=request.user), pk=measurement_id
+        )
+        return Response(MeasurementDetailOut(measurement).data)
+
+
+class WorkerListApi(APIView):
+    @extend_schema(
+        responses=WorkerHostOut(many=True),
+        description="Registered benchmark worker hosts, live or not (live: a heartbeat within BENCHMARK_WORKER_LIVE_S).",
+    )
+    def get(self, request: Request) -> Response:
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.worker_host_list(), request, view=self)
+        return paginator.get_paginated_response(WorkerHostOut(page, many=True).data)

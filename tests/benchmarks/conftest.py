@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.utils import timezone
+
+from apps.benchmarks.models import BenchmarkRun, WorkerHost
+from apps.benchmarks.services import LoadSettings, benchmark_run_request
+from tests.conftest import TeamWorld
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # The shared TeamWorld fixture hashes three passwords per test; the default PBKDF2 cost is what makes the
+    # page tests slow, and it has nothing to do with benchmarks.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path, settings: Any) -> Path:
+    settings.BENCHMARK_WORK_DIR = str(tmp_path / "bench")
+    return tmp_path / "bench"
+
+
+CPU_PROBE: dict[str, Any] = {
+    "hardware": {
+        "accelerator": "cpu",
+        "accelerator_model": "AMD EPYC",
+        "accelerator_count": 0,
+        "accelerator_memory_mib": 0,
+        "driver_version": None,
+        "cuda_version": None,
+        "cpu_model": "AMD EPYC",
+        "cpu_cores": 2,
+        "memory_mib": 24105,
+        "hostname": "bench-host-1",
+        "os": "Linux",
+        "python": "3.11.7",
+        "devices": [],
+        "source": "cpu",
+    },
+    "engines": {"transformers": {"version": "5.23.0", "launchers": ["module:transformers"]}},
+    "docker": False,
+}
+
+H100_PROBE: dict[str, Any] = {
+    "hardware": {
+        **CPU_PROBE["hardware"],
+        "accelerator": "cuda",
+        "accelerator_model": "NVIDIA H100 80GB HBM3",
+        "accelerator_count": 8,
+        "accelerator_memory_mib": 81559,
+        "driver_version": "550.54.15",
+        "cuda_version": "12.4",
+        "hostname": "gpu-host-1",
+        "source": "nvidia-smi",
+    },
+    "engines": {"vllm": {"version": "0.11.0", "launchers": ["module:vllm"]}},
+    "docker": True,
+}
+
+
+def make_host(name: str, probe: dict[str, Any], accelerator: str, *, live: bool = True) -> WorkerHost:
+    hardware = probe["hardware"]
+    return WorkerHost.objects.create(
+        name=name,
+        accelerator=accelerator,
+        queue=f"bench.{accelerator}",
+        hostname=hardware["hostname"],
+        accelerator_model=hardware["accelerator_model"],
+        accelerator_count=hardware["accelerator_count"],
+        memory_mib=hardware["memory_mib"],
+        engines=probe["engines"],
+        probe=probe,
+        last_heartbeat=timezone.now() if live else timezone.now() - timedelta(hours=1),
+    )
+
+
+@pytest.fixture
+def cpu_worker(db: Any) -> WorkerHost:
+    return make_host("bench-cpu@bench-host-1", CPU_PROBE, "cpu")
+
+
+@pytest.fixture
+def h100_worker(db: Any) -> WorkerHost:
+    return make_host("bench-h100@gpu-host-1", H100_PROBE, "h100-sxm")
+
+
+SMOKE_LOAD = LoadSettings(concurrency=(1, 2), requests=3, isl=16, osl=8, shrink=True, warmup_requests=1)
+
+
+@pytest.fixture
+def queued_run(world: TeamWorld, cpu_worker: WorkerHost) -> BenchmarkRun:
+    """A CPU run of alice's workload with one transformers candidate (nothing enqueued: no commit in tests)."""
+    outcome = benchmark_run_request(workload=world.workload_a, user=world.alice, load=SMOKE_LOAD)
+    return outcome.runs[0].run
+
+
+def level(
+    concurrency: int | None = 1, rate: float | None = None, *, ok: int = 3, failed: int = 0
+) -> dict[str, Any]:
+    """One load level as workers.loadgen writes it, with per-request samples."""
+    pct = {"p50": 40.0, "p90": 50.0, "p95": 55.0, "p99": 60.0, "mean": 42.0, "max": 61.0}
+    body: dict[str, Any] = {"concurrency": concurrency} if rate is None else {"rate": rate, "burstiness": 1.0}
+    samples = [
+        {
+            "index": i,
+            "ok": i < ok,
+            "error": None if i < ok else "http_500: boom",
+            "ttft_ms": 40.0 if i < ok else None,
+            "e2e_ms": 300.0 if i < ok else None,
+            "tpot_ms": 35.0 if i < ok else None,
+            "output_tokens": 8 if i < ok else 0,
+            "prompt_tokens_planned": 16,
+        }
+        for i in range(ok + failed)
+    ]
+    return body | {
+        "ttft_ms": pct,
+        "itl_ms": {k: v / 2 for k, v in pct.items()},
+        "tpot_ms": {k: v * 0.8 for k, v in pct.items()},
+        "e2e_ms": {k: v * 7 for k, v in pct.items()},
+        "output_tokens_per_s": 25.0 * (concurrency or 1),
+        "input_tokens_per_s": 50.0,
+        "requests_per_s": 3.0,
+        "goodput_requests_per_s": 2.5,
+        "requests_ok": ok,
+        "requests_failed": failed,
+        "mean_prompt_tokens": 16.0,
+        "mean_output_tokens": 8.0,
+        "token_source": "usage",
+        "samples": samples,
+    }
+
+
+RESULT: dict[str, Any] = {
+    "schema_version": 1,
+    "started_at": "2026-11-20T10:00:00+00:00",
+    "finished_at": "2026-11-20T10:05:00+00:00",
+    "model": "llama-3.1-8b",
+    "device": "cuda",
+    "quant": "bf16",
+    "tp": 1,
+    "isl": 512,
+    "osl": 128,
+    "api": "completions",
+    "mode": "concurrency",
+    "requests_per_level": 3,
+    "slo": {"ttft_ms": 800, "itl_ms": 60, "e2e_ms": None},
+    "hardware": H100_PROBE["hardware"] | {"hostname": "air-gapped-7"},
+    "engine": {
+        "name": "vllm",
+        "version": "0.11.0",
+        "args": ["--model", "/models/llama", "--max-num-seqs", "256"],
+    },
+    "model_info": {"dummy_weights": True, "shrunk": False, "architecture": {"layers": 32, "hidden": 4096}},
+    "levels": [level(1), level(4)],
+    "cancelled": False,
+    "error": None,
+}
+
+
+def result_json(**overrides: Any) -> dict[str, Any]:
+    data = copy.deepcopy(RESULT)
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def result_file(tmp_path: Path) -> Path:
+    import json
+
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(result_json()))
+    return path
+
+
+@pytest.fixture
+def catalog_loaded(django_db_blocker: Any) -> Iterator[None]:
+    """Request it before `transactional_db` (or `live_server`). pytest-django runs transactional tests last and
+    each ends by flushing every table, so the catalog the session loaded once (tests/conftest.py) may be gone
+    when this test starts, and the tests after it expect it back."""
+    from apps.catalog.models import GpuType
+    from apps.catalog.services import catalog_load
+
+    with django_db_blocker.unblock():
+        if not GpuType.objects.exists():
+            catalog_load()
+    yield
+    with django_db_blocker.unblock():
+        catalog_load()
+
+
+@dataclass
+class CeleryWorker:
+    node: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def wait_for(self, check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.5)
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
+        pytest.fail(
+            f"gave up waiting for {what} (worker exit code {self.process.poll()}); worker log tail:\n{tail}"
+        )
+
+
+def _purge_queue(name: str) -> None:
+    from advisor.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(name)  # type: ignore[attr-defined]
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "postgres") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{quote(db['NAME'])}"
+
+
+@pytest.fixture
+def bench_cpu_worker(catalog_loaded: None, transactional_db: Any, tmp_path: Path) -> Iterator[CeleryWorker]:
+    """A real `celery worker -Q bench.cpu` process on the test database (committed rows: transactional_db) and
+    the real Redis, registered from its own probe. Stopped (warm shutdown, then killed) and the queue purged
+    whatever the test does."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL: without a broker Celery runs tasks in-process")
+    node = f"bench-cpu-it-{os.getpid()}@{os.uname().nodename}"
+    env = os.environ | {
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "BENCHMARK_WORK_DIR": str(tmp_path / "bench"),
+        "DB_CONN_MAX_AGE": "0",
+    }
+    argv = [str(Path(sys.executable).parent / "celery"), "-A", "advisor", "worker", "-Q", "bench.cpu"]
+    argv += ["--concurrency", "1", "--pool", "solo", "-n", node, "--loglevel", "INFO"]
+    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    _purge_queue("bench.cpu")
+    log = tmp_path / "celery-bench-cpu.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    worker = CeleryWorker(node, log, process)
+    try:
+        worker.wait_for(
+            lambda: WorkerHost.objects.filter(name=node, last_heartbeat__isnull=False).exists(),
+            90,
+            "the worker to register",
+        )
+        yield worker
+    finally:
+        # A run still going is asked to stop, so the warm shutdown below does not wait for a whole benchmark.
+        BenchmarkRun.objects.filter(status="running", worker_name=node).update(cancel_requested=True)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        _purge_queue("bench.cpu")
