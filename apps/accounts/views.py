@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.accounts.models import Membership
+from apps.benchmarks.selectors import runs_visible_to
 from apps.planner.selectors import recommendation_list
 from apps.workloads.selectors import workload_list
 
@@ -13,10 +14,11 @@ from apps.workloads.selectors import workload_list
 @require_GET
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The team overview: memberships, recent workloads and plans."""
+    """The team overview: memberships, recent workloads, benchmark runs and plans."""
     context = {
         "memberships": Membership.objects.filter(user_id=request.user.pk or 0).select_related("team"),
         "workloads": workload_list(user=request.user)[:10],
         "recommendations": recommendation_list(user=request.user)[:10],
+        "runs": runs_visible_to(user=request.user).order_by("-created_at")[:10],
     }
     return render(request, "accounts/dashboard.html", context)

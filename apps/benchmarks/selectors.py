@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from apps.accounts.models import Team
 from apps.accounts.selectors import AnyUser, teams_of
 from apps.benchmarks.candidates import (
     Candidate,
@@ -136,16 +137,19 @@ def measurement_list(
 MAX_FAILED_SHARE = 0.1
 
 
-def measured_points() -> list[MeasuredPoint]:
-    """Measurements the performance model may calibrate on and quote as "measured".
+def measured_points(*, team: Team | None = None) -> list[MeasuredPoint]:
+    """Measurements the performance model may calibrate on and quote as "measured": the team's own and the
+    shared ones (imports attached to no team). Without a team, only the shared ones: one team's runs never
+    shape, or show up in, another team's plans.
 
     Left out: shrunk models (a smoke test, not the model's speed), open-loop rate levels (MeasuredPoint
     describes closed-loop concurrency or offline throughput), levels where nothing or too much failed, and
     models not in the catalog (the planner can only place catalog models).
     """
     catalog_models = set(ModelArchitecture.objects.values_list("slug", flat=True))
+    visible = Q(team__isnull=True) | Q(team=team) if team is not None else Q(team__isnull=True)
     rows = Measurement.objects.filter(
-        shrunk=False, concurrency__isnull=False, requests_ok__gt=0, model_slug__in=catalog_models
+        visible, shrunk=False, concurrency__isnull=False, requests_ok__gt=0, model_slug__in=catalog_models
     ).only(
         "pk",
         "model_slug",

@@ -5,8 +5,10 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.models import Team
 from apps.accounts.selectors import AnyUser
 from apps.catalog.selectors import catalog_snapshot
+from apps.planner.calibration import MeasuredPoint
 from apps.planner.models import PlanStatus, Recommendation
 from apps.planner.search import WorkloadError, plan, workload_spec_from_dict
 from apps.workloads.models import Workload
@@ -29,12 +31,10 @@ def recommendation_request(*, workload: Workload, user: AnyUser) -> Recommendati
     return recommendation
 
 
-def _measured_points() -> list:  # type: ignore[type-arg]
-    try:
-        from apps.benchmarks.selectors import measured_points
-    except ImportError:  # the benchmarks app has no measurements reader yet
-        return []
-    return list(measured_points())
+def measured_points_for(team: Team) -> list[MeasuredPoint]:
+    from apps.benchmarks.selectors import measured_points  # benchmarks imports the planner's dataclasses
+
+    return measured_points(team=team)
 
 
 def recommendation_compute(*, recommendation_id: int) -> None:
@@ -43,10 +43,10 @@ def recommendation_compute(*, recommendation_id: int) -> None:
     )
     if not claimed:  # redelivered, or another worker took it
         return
-    recommendation = Recommendation.objects.get(pk=recommendation_id)
+    recommendation = Recommendation.objects.select_related("workload__team").get(pk=recommendation_id)
     try:
         snapshot = catalog_snapshot()
-        measured = _measured_points()
+        measured = measured_points_for(recommendation.workload.team)
         result = plan(workload_spec_from_dict(recommendation.inputs), snapshot, measured)
     except WorkloadError as exc:
         _finish(recommendation, error=f"The workload cannot be planned: {exc}")

@@ -12,7 +12,7 @@ from apps.catalog.selectors import catalog_snapshot
 from apps.planner import charts, selectors, services
 from apps.planner.calibration import calibrate
 from apps.planner.models import Recommendation
-from apps.planner.services import _measured_points
+from apps.planner.services import measured_points_for
 from apps.workloads.selectors import workloads_visible_to
 
 
@@ -39,7 +39,7 @@ def _figures(recommendation: Recommendation) -> dict[str, Any]:
     result = recommendation.result or {}
     inputs = recommendation.inputs
     catalog = catalog_snapshot()
-    measured = _measured_points()
+    measured = measured_points_for(recommendation.workload.team)
     return {
         "replicas": charts.replicas_figure(result, inputs["traffic"]["hourly_requests_per_s"]),
         "cost": charts.cost_figure(result),

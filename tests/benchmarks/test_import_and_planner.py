@@ -165,3 +165,15 @@ def test_predict_quotes_a_measurement_for_the_exact_configuration(db: Any) -> No
     predicted = json.loads(out.getvalue())
     assert predicted["source"] == "measured"
     assert predicted["output_tokens_per_s"] == pytest.approx(1234.5)
+
+
+def test_a_teams_measurements_stay_with_that_team(world: TeamWorld) -> None:
+    services.measurements_import(result=result_json(), file_name="bobs.json", workload=world.workload_b)
+    services.measurements_import(result=result_json(), file_name="shared.json")
+
+    def files(points: list[Any]) -> set[str]:
+        return {p.source.split(" on ")[0] for p in points}
+
+    assert files(measured_points(team=world.team_b)) == {"imported file bobs.json", "imported file shared.json"}
+    assert files(measured_points(team=world.team_a)) == {"imported file shared.json"}
+    assert files(measured_points()) == {"imported file shared.json"}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from apps.accounts.models import Role
 from apps.workloads.models import Workload
@@ -91,6 +92,7 @@ def test_manager_plans_a_workload_and_downloads_its_manifests(
     page.wait_for_url(f"{base}/workloads/*/")
     workload = Workload.objects.get(name="support-chat")
     assert workload.hourly_requests_per_s[10] == 6
+    connections.close_all()  # reads from this thread must not hold the test database open at teardown
     page.wait_for_function("document.querySelector('#traffic-chart').data?.length === 1")
     shot.take("04-workload-detail")
 
@@ -158,5 +160,6 @@ def test_navigation_and_forms_work_without_javascript(
 
     page.wait_for_url(f"{base}/workloads/*/")
     assert Workload.objects.filter(name="no-js").exists()
+    connections.close_all()
     shots(page).take("11-workload-detail-no-js", widths=(800,))
     context.close()

@@ -169,10 +169,10 @@ def test_a_crash_marks_the_plan_failed_instead_of_leaving_it_running(
 ) -> None:
     from apps.planner import services
 
-    def broken() -> list[object]:
+    def broken(team: object) -> list[object]:
         raise RuntimeError("measurements unreadable")
 
-    monkeypatch.setattr(services, "_measured_points", broken)
+    monkeypatch.setattr(services, "measured_points_for", broken)
     recommendation = Recommendation.objects.create(
         workload=world.workload_a, inputs=world.workload_a.to_document()
     )
