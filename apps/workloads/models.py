@@ -9,9 +9,13 @@ from django.urls import reverse
 from apps.accounts.models import Team
 from apps.catalog.models import ModelArchitecture
 
-
 # Planning options beside DESIGN.md's keys, with the defaults the validator fills in.
-DEFAULT_OPTIONS = {"headroom": 0.2, "ops_hours_per_month": 10.0, "ops_hourly_usd": 100.0, "scheduled_scaling": True}
+DEFAULT_OPTIONS = {
+    "headroom": 0.2,
+    "ops_hours_per_month": 10.0,
+    "ops_hourly_usd": 100.0,
+    "scheduled_scaling": True,
+}
 
 
 class Workload(models.Model):

@@ -168,7 +168,6 @@ class ConstraintsIn(StrictSerializer):
             )
         return lowered
 
-
     def validate_engines(self, value: list[str]) -> list[str]:
         from workers.engines import ENGINE_NAMES
 
@@ -246,7 +245,9 @@ class WorkloadOut(serializers.ModelSerializer[Workload]):
         ]  # fmt: skip
 
     headroom = serializers.FloatField(source="planning_options.headroom", read_only=True)
-    ops_hours_per_month = serializers.FloatField(source="planning_options.ops_hours_per_month", read_only=True)
+    ops_hours_per_month = serializers.FloatField(
+        source="planning_options.ops_hours_per_month", read_only=True
+    )
     ops_hourly_usd = serializers.FloatField(source="planning_options.ops_hourly_usd", read_only=True)
     scheduled_scaling = serializers.BooleanField(source="planning_options.scheduled_scaling", read_only=True)
 

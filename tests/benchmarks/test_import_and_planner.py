@@ -174,6 +174,9 @@ def test_a_teams_measurements_stay_with_that_team(world: TeamWorld) -> None:
     def files(points: list[Any]) -> set[str]:
         return {p.source.split(" on ")[0] for p in points}
 
-    assert files(measured_points(team=world.team_b)) == {"imported file bobs.json", "imported file shared.json"}
+    assert files(measured_points(team=world.team_b)) == {
+        "imported file bobs.json",
+        "imported file shared.json",
+    }
     assert files(measured_points(team=world.team_a)) == {"imported file shared.json"}
     assert files(measured_points()) == {"imported file shared.json"}

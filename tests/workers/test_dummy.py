@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def test_tiny_llama_loads_in_transformers_and_generates_to_max_tokens(tiny_llama
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    model: Any = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     inputs = tokenizer("time year people", return_tensors="pt")
 
@@ -44,7 +45,7 @@ def test_greedy_output_is_whole_filler_tokens(tiny_llama_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    model: Any = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     ids = torch.tensor([[BOS_ID, 110, 111, 112]])
 
     with torch.no_grad():
