@@ -221,7 +221,8 @@ _N_THETA = 4
 
 
 def _to_theta(u: np.ndarray[Any, np.dtype[np.float64]]) -> list[float]:
-    return [float(x) for x in _LOWER + (_UPPER - _LOWER) / (1.0 + np.exp(-u))]
+    # Clipped: far outside ±50 the logistic is already flat, and exp() would overflow.
+    return [float(x) for x in _LOWER + (_UPPER - _LOWER) / (1.0 + np.exp(-np.clip(u, -50.0, 50.0)))]
 
 
 def _to_u(theta: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
