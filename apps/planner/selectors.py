@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from django.db import DatabaseError
 from django.db.models import QuerySet
 
 from apps.accounts.selectors import AnyUser
+from apps.catalog.selectors import catalog_snapshot
+from apps.catalog.specs import CatalogSnapshot, load_snapshot
+from apps.planner.calibration import MeasuredPoint
 from apps.planner.models import Recommendation
 
 
@@ -19,3 +23,25 @@ def recommendations_visible_to(*, user: AnyUser) -> QuerySet[Recommendation]:
 def recommendation_list(*, user: AnyUser, workload_id: int | None = None) -> QuerySet[Recommendation]:
     qs = recommendations_visible_to(user=user)
     return qs.filter(workload_id=workload_id) if workload_id is not None else qs
+
+
+# For the commands (predict, plan, calibration_report, manifests): the database catalog when it is loaded,
+# else the shipped CSVs; shared measurements only, as no team is asking.
+def planner_catalog() -> CatalogSnapshot:
+    try:
+        snapshot = catalog_snapshot()
+    except DatabaseError:  # tables not migrated yet
+        return load_snapshot()
+    # An empty database (load_catalog not run) would make every name unknown; the shipped CSVs are the same rows.
+    if not snapshot.models or not snapshot.gpus:
+        return load_snapshot()
+    return snapshot
+
+
+def planner_measured_points() -> tuple[MeasuredPoint, ...]:
+    from apps.benchmarks.selectors import measured_points  # benchmarks imports the planner's dataclasses
+
+    try:
+        return tuple(measured_points())
+    except DatabaseError:
+        return ()

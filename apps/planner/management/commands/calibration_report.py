@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from apps.planner.calibration import calibrate, calibration_report
-from apps.planner.management.commands._shared import planner_catalog, planner_measured_points
+from apps.planner.selectors import planner_catalog, planner_measured_points
 
 
 class Command(BaseCommand):

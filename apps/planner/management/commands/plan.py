@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.planner.management.commands._shared import planner_catalog, planner_measured_points
 from apps.planner.search import WorkloadError, plan, workload_spec_from_dict
+from apps.planner.selectors import planner_catalog, planner_measured_points
 
 
 class Command(BaseCommand):

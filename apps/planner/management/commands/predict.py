@@ -8,7 +8,7 @@ from apps.catalog.hf_config import ConfigError, model_spec_from_hf_config
 from apps.catalog.specs import ModelSpec
 from apps.planner.calc import Deployment, UnsupportedCombination
 from apps.planner.calibration import calibrate, predict_point
-from apps.planner.management.commands._shared import planner_catalog, planner_measured_points
+from apps.planner.selectors import planner_catalog, planner_measured_points
 
 
 class Command(BaseCommand):
