@@ -47,6 +47,7 @@ class ServeConfig:
     max_num_seqs: int = 256
     gpu_memory_fraction: float = 0.90
     prefix_caching: bool = True
+    # Engines without a dummy load format get a random-weight model directory built on disk instead.
     dummy_weights: bool = False
     device: str = "cuda"  # "cuda" or "cpu"
     host: str = "0.0.0.0"
@@ -183,9 +184,6 @@ def check_supported(config: ServeConfig) -> None:
     accelerator = "cpu" if config.device == "cpu" else "cuda"
     if accelerator not in definition.accelerators:
         raise UnsupportedCandidate(f"{definition.display_name} does not run on {config.device}")
-    if config.dummy_weights and not definition.supports_dummy_weights:
-        # Engines without a dummy load format get a random-weight model directory built on disk instead.
-        pass
     if config.tensor_parallel < 1:
         raise UnsupportedCandidate("tensor_parallel must be at least 1")
     if config.max_model_len < 1 or config.max_num_seqs < 1:
