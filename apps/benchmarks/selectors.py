@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
@@ -28,7 +26,8 @@ from apps.benchmarks.models import (
     WorkerHost,
 )
 from apps.catalog import specs
-from apps.catalog.models import GpuType, ModelArchitecture, Quantization
+from apps.catalog.models import ModelArchitecture
+from apps.catalog.selectors import catalog_snapshot
 from apps.planner.calibration import MeasuredPoint
 from apps.workloads.models import Workload
 from apps.workloads.selectors import workloads_visible_to
@@ -231,23 +230,9 @@ def live_host_capabilities(*, now: datetime | None = None) -> list[HostCapabilit
 # ---------------------------------------------------------------------------------------------- candidates
 
 
-def _spec(spec_type: Any, row: Any, **overrides: Any) -> Any:
-    values = {f.name: getattr(row, f.name, None) for f in dataclasses.fields(spec_type)}
-    return spec_type(**(values | overrides))
-
-
 def benchmark_catalog() -> specs.CatalogSnapshot:
     """GPUs, models and quantizations from the database (no offers or prices: candidates do not need them)."""
-    return specs.CatalogSnapshot(
-        version="benchmarks",
-        gpus=tuple(_spec(specs.GpuSpec, row) for row in GpuType.objects.all()),
-        models=tuple(_spec(specs.ModelSpec, row) for row in ModelArchitecture.objects.all()),
-        quantizations=tuple(
-            _spec(specs.QuantSpec, row, engines=tuple(row.engines)) for row in Quantization.objects.all()
-        ),
-        offers=(),
-        api_prices=(),
-    )
+    return catalog_snapshot(with_prices=False)
 
 
 def context_tokens(*, workload: Workload, isl: int | None = None, osl: int | None = None) -> int:

@@ -16,18 +16,27 @@ def _to_spec(spec_type: Any, row: Any, **overrides: Any) -> Any:
     return spec_type(**values)
 
 
-def catalog_snapshot() -> specs.CatalogSnapshot:
-    """The catalog as the planner sees it, with a version that changes whenever any row changes."""
+def catalog_snapshot(*, with_prices: bool = True) -> specs.CatalogSnapshot:
+    """The catalog as the planner sees it, with a version that changes whenever any row read changes.
+
+    with_prices=False leaves out offers and API prices, for callers that need only hardware, models and
+    quantizations (benchmark candidates).
+    """
     gpus = tuple(_to_spec(specs.GpuSpec, row) for row in GpuType.objects.all())
     models = tuple(_to_spec(specs.ModelSpec, row) for row in ModelArchitecture.objects.all())
     quants = tuple(
         _to_spec(specs.QuantSpec, row, engines=tuple(row.engines)) for row in Quantization.objects.all()
     )
-    offers = tuple(
-        _to_spec(specs.OfferSpec, row, gpu_slug=row.gpu.slug if row.gpu else None)
-        for row in CloudOffer.objects.select_related("gpu").order_by("provider", "instance_type", "region")
-    )
-    prices = tuple(_to_spec(specs.ApiPriceSpec, row) for row in ApiPrice.objects.all())
+    offers: tuple[specs.OfferSpec, ...] = ()
+    prices: tuple[specs.ApiPriceSpec, ...] = ()
+    if with_prices:
+        offers = tuple(
+            _to_spec(specs.OfferSpec, row, gpu_slug=row.gpu.slug if row.gpu else None)
+            for row in CloudOffer.objects.select_related("gpu").order_by(
+                "provider", "instance_type", "region"
+            )
+        )
+        prices = tuple(_to_spec(specs.ApiPriceSpec, row) for row in ApiPrice.objects.all())
     digest = hashlib.sha256(repr((gpus, models, quants, offers, prices)).encode()).hexdigest()[:12]
     return specs.CatalogSnapshot(
         version=f"catalog-{digest}",
