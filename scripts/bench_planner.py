@@ -19,8 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apps.catalog.specs import load_snapshot
-from apps.planner import calibration
-from apps.planner.search import plan, workload_spec_from_dict
+from apps.planner.perf import calibration
+from apps.planner.pipeline.plan import plan
+from apps.planner.pipeline.workload import workload_spec_from_dict
 
 # Support chat on Llama 3.1 70B: quiet nights, a US business-day peak (hours in UTC).
 WORKLOAD = {

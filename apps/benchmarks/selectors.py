@@ -28,7 +28,7 @@ from apps.benchmarks.models import (
 from apps.catalog import specs
 from apps.catalog.models import ModelArchitecture
 from apps.catalog.selectors import catalog_snapshot
-from apps.planner.calibration import MeasuredPoint
+from apps.planner.perf.corpus import MeasuredPoint
 from apps.workloads.models import Workload
 from apps.workloads.selectors import workloads_visible_to
 

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.planner.search import WorkloadError, plan, workload_spec_from_dict
+from apps.planner.pipeline.plan import plan
+from apps.planner.pipeline.workload import WorkloadError, workload_spec_from_dict
 from apps.planner.selectors import planner_catalog, planner_measured_points
 
 

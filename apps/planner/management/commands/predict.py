@@ -6,8 +6,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.catalog.hf_config import ConfigError, model_spec_from_hf_config
 from apps.catalog.specs import ModelSpec
-from apps.planner.calc import Deployment, UnsupportedCombination
-from apps.planner.calibration import calibrate, predict_point
+from apps.planner.perf.calibration import calibrate
+from apps.planner.perf.deployment import Deployment, UnsupportedCombination
+from apps.planner.perf.predict import predict_point
 from apps.planner.selectors import planner_catalog, planner_measured_points
 
 
