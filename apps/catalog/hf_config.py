@@ -213,7 +213,9 @@ def model_spec_from_hf_config(config: Mapping[str, Any], slug: str, name: str | 
     native_quant, native_scope = _native_quant(cfg)
     notes = [f"parameters computed from config.json ({model_type or 'unknown type'})"]
     if local.layers:
-        notes.append(f"{local.layers} of {layers} layers use {local.kind} attention over {local.window} tokens")
+        notes.append(
+            f"{local.layers} of {layers} layers use {local.kind} attention over {local.window} tokens"
+        )
     if kv_lora:
         notes.append("multi-head latent attention: KV cache is the compressed latent plus the rope key")
     return ModelSpec(

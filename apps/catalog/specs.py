@@ -54,7 +54,9 @@ class GpuSpec:
     # GPUs one scale-up fabric (NVLink/NVSwitch, Infinity Fabric) joins: 8 on an HGX/OAM board, 72 in an NVL72
     # rack, 1 for a PCIe card without a bridge. Traffic beyond the domain goes over the scale-out NICs.
     scale_up_domain_gpus: int = 1
-    scale_out_gbit_per_gpu: float | None = None  # NIC line rate per GPU in the vendor's reference system, Gbit/s
+    scale_out_gbit_per_gpu: float | None = (
+        None  # NIC line rate per GPU in the vendor's reference system, Gbit/s
+    )
     pcie_only: bool = False
 
     @property
@@ -229,7 +231,19 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(handle)
 
 
-_FAMILIES = ("hopper", "blackwell", "ampere", "ada", "turing", "cdna 3", "cdna3", "cdna 4", "cdna4", "volta", "cpu")
+_FAMILIES = (
+    "hopper",
+    "blackwell",
+    "ampere",
+    "ada",
+    "turing",
+    "cdna 3",
+    "cdna3",
+    "cdna 4",
+    "cdna4",
+    "volta",
+    "cpu",
+)
 # AMD lists gfx942/gfx950; the CUDA-style number is kept only for NVIDIA. CDNA3 and CDNA4 are treated as
 # Hopper-class for the compute-capability checks (FP8 and BF16 tensor cores); CDNA4's FP4/FP6 shows in fp4_native.
 _AMD_FAMILIES = frozenset({"cdna3", "cdna4"})
