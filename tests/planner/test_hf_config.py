@@ -97,8 +97,9 @@ def test_every_stored_config_reproduces_its_catalog_row(path: Any, catalog: Cata
 
     assert {f: getattr(spec, f) for f in SHAPE_FIELDS} == {f: getattr(model, f) for f in SHAPE_FIELDS}
     assert spec.intermediate == model.intermediate
-    assert spec.params_total_b == pytest.approx(model.params_total_b, abs=0.001)
-    assert spec.params_active_b == pytest.approx(model.params_active_b, abs=0.001)
+    # models.csv rounds to 3 decimals (2 for the rows that predate the stored configs)
+    assert spec.params_total_b == pytest.approx(model.params_total_b, abs=0.005)
+    assert spec.params_active_b == pytest.approx(model.params_active_b, abs=0.005)
     # NVIDIA's copy of the DeepSeek-V3.1 config drops DeepSeek's FP8 quantization_config (configs/README.md)
     if model.slug != "deepseek-v3.1":
         assert (spec.native_quant, spec.native_quant_scope) == (model.native_quant, model.native_quant_scope)
