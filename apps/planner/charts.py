@@ -198,7 +198,8 @@ def latency_figure(
                 break
             xs.append(round(point.output_tokens_per_s, 1))
             ys.append(round(point.tpot_ms, 2))
-            band = point.error_band_rel if point.source == "predicted" else band
+            # The curve is time per output token: its band is the TPOT group's typical cross-validated error.
+            band = point.bands["tpot_ms"].median_ape if point.source == "predicted" else band
         if not xs:
             continue
         label = option_label(option)

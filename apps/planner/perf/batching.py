@@ -311,8 +311,10 @@ def simulate(
             continue
         break  # pragma: no cover - every request is accounted for above
 
-    first = np.asarray(t_first)
-    finished_at = np.asarray(t_done)
+    # Each request also spends the engine's per-request overhead (HTTP, tokenisation) before its first token.
+    overhead_s = float(step.request_overhead_s)
+    first = np.asarray(t_first) + overhead_s
+    finished_at = np.asarray(t_done) + overhead_s
     arrived = np.asarray(t_arrival)
     outputs = np.asarray(osl, dtype=np.float64)
     skip = int(n * warmup_fraction) if load.mode == "poisson" else 0

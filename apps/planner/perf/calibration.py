@@ -94,7 +94,7 @@ def resolve(row: CorpusRow, catalog: CatalogSnapshot) -> ResolvedRow | str:
     if isinstance(target, str):
         return target
     try:
-        model = catalog.model(row.model_slug)
+        model = catalog.model(row.model)
         gpu = catalog.gpu(row.gpu_slug)
         quant = catalog.quantization(row.quant)
     except KeyError as exc:
@@ -141,7 +141,7 @@ _GEOMETRY_FIELDS = tuple(
     f.name
     for f in fields(StepModel)
     if f.name not in {"deployment", "memory", "efficiency", *PARAMETER_NAMES}
-    and f.name not in {"overhead_s", "seq_overhead_s", "link_latency_s"}
+    and f.name not in {"overhead_s", "seq_overhead_s", "link_latency_s", "request_overhead_s"}
 )
 
 
@@ -235,6 +235,7 @@ def evaluate(design: Design, etas: dict[str, FloatArray]) -> FloatArray:
         seq_overhead_s=values["seq_overhead_us"] / 1e6,
         link_latency_s=values["link_latency_us"] / 1e6,
         link_efficiency=values["link_efficiency"],
+        request_overhead_s=values["request_overhead_ms"] / 1e3,
     )
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         state = fixed_lengths(step, design.isl, design.osl, design.concurrency)

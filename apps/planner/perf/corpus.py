@@ -60,6 +60,19 @@ class MeasuredPoint:
         return max(1, (self.gpu_count or self.tp) // self.tp)
 
 
+_QUANT_ALIASES = {"w4a16": "gptq-int4", "gguf-q4_0": "gguf-q4_k_m"}
+
+# Benchmarked models whose layer shapes equal a catalog model's (per their published config.json files): they
+# stand for each other in the performance model. Llama 3 and 3.1 differ only in RoPE scaling and context
+# length; DeepSeek-R1-Distill-Llama-8B is a Llama 3.1 8B fine-tune; DeepSeek-V3 has R1's config.
+MODEL_TWINS = {
+    "llama-3-8b": "llama-3.1-8b",
+    "llama-3-70b": "llama-3.1-70b",
+    "deepseek-r1-distill-llama-8b": "llama-3.1-8b",
+    "deepseek-v3": "deepseek-r1",
+}
+
+
 @dataclass(frozen=True)
 class Target:
     kind: str  # one of KINDS
@@ -100,8 +113,15 @@ class CorpusRow:
 
     @property
     def quant(self) -> str:
-        """The catalog quantization the weights are in (block-scaled FP8 is FP8 at one byte per weight)."""
-        return "fp8" if self.weight_precision == "fp8-block" else self.weight_precision
+        """The catalog quantization the weights are in: W4A16 (compressed-tensors, group 128) is GPTQ's format
+        at the same bytes per weight; llama.cpp's legacy Q4_0 (4.5 bits) is counted as the catalog's Q4_K_M
+        (4.85 bits), the nearest GGUF 4-bit format (their precision class is the same, "gguf-4bit")."""
+        return _QUANT_ALIASES.get(self.weight_precision, self.weight_precision)
+
+    @property
+    def model(self) -> str:
+        """The catalog architecture the model has (see MODEL_TWINS)."""
+        return MODEL_TWINS.get(self.model_slug, self.model_slug)
 
     @property
     def kv_bytes_per_element(self) -> float | None:

@@ -49,10 +49,13 @@ class EngineProfile:
 
 
 ENGINE_PROFILES: dict[str, EngineProfile] = {
-    "vllm": EngineProfile("vllm", 0.90, False, 256, 1024, 8192, 1.5, True),
-    "sglang": EngineProfile("sglang", 0.90, False, 256, 1024, 8192, 1.5, True),
-    "trtllm": EngineProfile("trtllm", 0.90, True, 256, 2048, 8192, 1.5, True),
-    "tgi": EngineProfile("tgi", 0.90, False, 256, 256, 4096, 1.5, True),
+    # Runtime memory besides weights, KV and step activations (CUDA context, graphs, allocator): vLLM's and
+    # SGLang's profiling leave well under 1 GiB per GPU for it on Hopper (a 70B BF16 model is published serving
+    # on 2x 80 GB with vLLM's 0.90 utilisation, which a larger allowance would not let fit).
+    "vllm": EngineProfile("vllm", 0.90, False, 256, 1024, 8192, 0.75, True),
+    "sglang": EngineProfile("sglang", 0.90, False, 256, 1024, 8192, 0.75, True),
+    "trtllm": EngineProfile("trtllm", 0.90, True, 256, 2048, 8192, 1.0, True),
+    "tgi": EngineProfile("tgi", 0.90, False, 256, 256, 4096, 1.0, True),
     # llama.cpp allocates exactly the context it is given (-c); one slot per parallel sequence.
     "llamacpp": EngineProfile("llamacpp", 0.95, False, 16, 16, 2048, 0.5, False),
     "transformers": EngineProfile("transformers", 0.85, False, 32, 32, 2048, 1.0, True),
@@ -139,6 +142,17 @@ def accelerator_kind(gpu: GpuSpec) -> str:
     return "cuda"
 
 
+# Weight formats whose matmuls run in a narrower precision on the GPU families that have tensor cores for it
+# (quantizations.csv native_families); elsewhere they are dequantized to their compute_dtype.
+_NATIVE_DTYPE = {"mxfp4": "fp4"}
+
+
+def compute_dtype(gpu: GpuSpec, quant: QuantSpec) -> str:
+    if quant.slug in _NATIVE_DTYPE and gpu.architecture in quant.native_families:
+        return _NATIVE_DTYPE[quant.slug]
+    return quant.compute_dtype
+
+
 def compute_tflops(gpu: GpuSpec, quant: QuantSpec) -> float | None:
     """Dense tensor TFLOPS at the precision the quantization computes in (weight-only int4 computes in fp16)."""
     by_dtype = {
@@ -148,7 +162,7 @@ def compute_tflops(gpu: GpuSpec, quant: QuantSpec) -> float | None:
         "int8": gpu.int8_tops,
         "fp4": gpu.fp4_tflops,
     }
-    return by_dtype.get(quant.compute_dtype)
+    return by_dtype.get(compute_dtype(gpu, quant))
 
 
 def attention_tflops(gpu: GpuSpec, kv_bytes_per_element: float) -> float:
@@ -189,7 +203,7 @@ def check_supported(dep: Deployment) -> None:
             "precision_unsupported",
             f"{quant.slug} needs FP8 tensor cores (Hopper, Ada, Blackwell, CDNA3); {gpu.slug} is {family}",
         )
-    if quant.compute_dtype == "fp4" and family not in _FP4_FAMILIES:
+    if quant.compute_dtype == "fp4" and family not in (quant.native_families or _FP4_FAMILIES):
         raise UnsupportedCombination(
             "precision_unsupported",
             f"{quant.slug} needs FP4 tensor cores (Blackwell); {gpu.slug} is {family}",
@@ -231,9 +245,9 @@ def check_supported(dep: Deployment) -> None:
                 f"expert parallelism {dep.ep} must divide tp x dp ({dep.tp * dep.dp}) and the "
                 f"{model.num_experts} experts of {model.slug}",
             )
-    if dep.pp > 1 and model.layers % dep.pp:
+    if dep.pp > model.layers:
         raise UnsupportedCombination(
-            "invalid_parallelism", f"{model.slug} has {model.layers} layers, not divisible by pp {dep.pp}"
+            "invalid_parallelism", f"{model.slug} has {model.layers} layers, fewer than pp {dep.pp} stages"
         )
 
 

@@ -32,6 +32,8 @@ class Efficiency:
     step_overhead_ms: fixed scheduler, sampling and launch cost per engine step.
     seq_overhead_us: cost per sequence in the step (scheduling, sampling, small per-sequence kernels).
     link_latency_us, link_efficiency: one collective's fixed cost and achieved fraction of link bandwidth.
+    request_overhead_ms: what a request spends outside the engine's steps before its first token streams back
+        (HTTP, tokenisation, scheduling, detokenisation): the floor of TTFT.
     evidence: corpus rows behind the levels this deployment uses, e.g. {"engine": 310, "engine x
         architecture": 12} (0 means the value is the pooled one).
     """
@@ -43,6 +45,7 @@ class Efficiency:
     seq_overhead_us: float
     link_latency_us: float
     link_efficiency: float
+    request_overhead_ms: float
     calibration_key: str
     basis: str  # "fitted" or "prior"
     evidence: Mapping[str, int] = field(default_factory=dict)
@@ -88,13 +91,14 @@ _DEPLOYMENT_FACTORS = (
 # Priors: DESIGN.md's physics notes and public profiles. Tuned engines reach 50-65% of peak bandwidth in decode
 # and 40-60% of peak tensor throughput in prefill; decode attention kernels stream long contiguous KV blocks.
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("mbu", "logit", 0.60, 0.98, (*_DEPLOYMENT_FACTORS, "moe"), ("log2_tp",)),
-    Parameter("mfu", "logit", 0.45, 0.95, (*_DEPLOYMENT_FACTORS, "moe"), ("log2_tp",)),
+    Parameter("mbu", "logit", 0.60, 0.98, (*_DEPLOYMENT_FACTORS, "moe", "model"), ("log2_tp", "log2_pp")),
+    Parameter("mfu", "logit", 0.45, 0.95, (*_DEPLOYMENT_FACTORS, "moe", "model"), ("log2_tp", "log2_pp")),
     Parameter("attention_mbu", "logit", 0.70, 0.98, ("engine", "architecture", "engine x architecture")),
     Parameter("step_overhead_ms", "log", 2.0, factors=("engine", "architecture", "engine x architecture")),
     Parameter("seq_overhead_us", "log", 20.0, factors=("engine", "architecture", "engine x architecture")),
     Parameter("link_latency_us", "log", 10.0, factors=("link",)),
     Parameter("link_efficiency", "logit", 0.70, 0.98, ("link",)),
+    Parameter("request_overhead_ms", "log", 15.0, factors=("engine", "architecture", "engine x architecture")),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 
@@ -108,9 +112,12 @@ FACTOR_WIDTH = {
     "engine x architecture": 0.35,
     "engine x precision": 0.35,
     "moe": 0.6,
+    # A model's own kernels (expert routing, attention variant) run better or worse than the pooled average;
+    # kept on a short leash, and a model without data contributes nothing.
+    "model": 0.25,
     "link": 1.0,
 }
-SLOPE_WIDTH = {"log2_tp": 0.3}
+SLOPE_WIDTH = {"log2_tp": 0.3, "log2_pp": 0.3}
 INTERCEPT_WIDTH = 1.5
 
 # Weight-only 4-bit formats share kernels; the GGUF k-quants and legacy quants likewise.
@@ -146,13 +153,26 @@ class Levels:
     moe: bool
     tp: int
     link: str  # collective path class; "" when the replica has one GPU
+    model: str = ""
+    pp: int = 1
 
     @classmethod
     def of(
-        cls, engine: str, gpu: GpuSpec, quant: QuantSpec | str, *, moe: bool, tp: int, link: str
+        cls,
+        engine: str,
+        gpu: GpuSpec,
+        quant: QuantSpec | str,
+        *,
+        moe: bool,
+        tp: int,
+        link: str,
+        model: str = "",
+        pp: int = 1,
     ) -> Levels:
         slug = quant if isinstance(quant, str) else quant.slug
-        return cls(engine, gpu.architecture, gpu.slug, precision_class(slug), moe, tp, link if tp > 1 else "")
+        return cls(
+            engine, gpu.architecture, gpu.slug, precision_class(slug), moe, tp, link if tp > 1 else "", model, pp
+        )
 
     def columns(self, factors: Iterable[str]) -> list[str]:
         """Names of the design columns this deployment switches on for these factor groups."""
@@ -165,11 +185,12 @@ class Levels:
             "engine x precision": f"{self.engine}/{self.precision}",
             "moe": "moe" if self.moe else "",
             "link": self.link,
+            "model": self.model,
         }
         return [f"{factor}={names[factor]}" for factor in factors if names[factor]]
 
     def slope_values(self, slopes: Iterable[str]) -> dict[str, float]:
-        values = {"log2_tp": math.log2(max(self.tp, 1))}
+        values = {"log2_tp": math.log2(max(self.tp, 1)), "log2_pp": math.log2(max(self.pp, 1))}
         return {name: values[name] for name in slopes}
 
     @property

@@ -7,7 +7,6 @@ split by ep (or by tp when the experts are tensor-sharded) and pp, and the KV of
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,35 +20,58 @@ _LOGIT_ROWS = 256
 
 
 def expert_split(model: ModelSpec) -> tuple[float, float]:
-    """(non-expert params, params per routed expert) from total and active counts: total = S + E·X,
-    active = S + k·X."""
+    """(non-expert params, params of one routed expert index summed over the MoE layers).
+
+    From the config's shapes where the catalog has them; otherwise from total and active counts:
+    total = S + E·X, active = S + k·X.
+    """
     total = model.params_total_b * 1e9
     if not model.num_experts or model.num_experts <= model.experts_per_token:
         return total, 0.0
-    per_expert = (total - model.params_active_b * 1e9) / (model.num_experts - model.experts_per_token)
+    if model.expert_params and model.moe_layers:
+        per_expert = float(model.expert_params * model.moe_layers)
+    else:
+        per_expert = (total - model.params_active_b * 1e9) / (model.num_experts - model.experts_per_token)
     return total - model.num_experts * per_expert, per_expert
 
 
+def weight_bytes_per_param(dep: Deployment) -> tuple[float, float]:
+    """(bytes per non-expert weight, bytes per routed-expert weight).
+
+    A checkpoint quantized natively on its experts only (gpt-oss: MXFP4 experts, BF16 attention and
+    embeddings) keeps its other weights in 16-bit; every other quantization covers all linear layers.
+    """
+    wb = dep.quant.weight_bytes_per_param
+    model = dep.model
+    if model.native_quant == dep.quant.slug and model.native_quant_scope == "experts":
+        return 2.0, wb
+    return wb, wb
+
+
 def expert_shards(dep: Deployment) -> int:
-    """How many GPUs the routed experts of one layer are spread over."""
-    return dep.ep if dep.ep > 1 else dep.tp
+    """How many GPUs the routed experts of one layer are spread over: the expert-parallel group, or, without
+    one, every GPU of the stage (experts tensor-sharded over tp, and over the data-parallel attention ranks)."""
+    return dep.ep if dep.ep > 1 else dep.tp * dep.dp
 
 
 def weight_bytes_per_gpu(dep: Deployment) -> float:
     """Resident weights on the busiest GPU (every expert stays resident somewhere)."""
     dense, per_expert = expert_split(dep.model)
-    wb = dep.quant.weight_bytes_per_param
+    dense_wb, expert_wb = weight_bytes_per_param(dep)
     experts = dep.model.num_experts * per_expert
-    return (dense * wb / dep.tp + experts * wb / expert_shards(dep)) / dep.pp
+    return (dense * dense_wb / dep.tp + experts * expert_wb / expert_shards(dep)) / dep.pp
 
 
-def kv_bytes_per_token_gpu(model: ModelSpec, tp: int, kv_bytes_per_element: float, pp: int = 1) -> float:
-    """KV bytes one token of context occupies on one GPU of a tp x pp group.
+def kv_bytes_per_token_gpu(
+    model: ModelSpec, tp: int, kv_bytes_per_element: float, pp: int = 1, context_tokens: int | None = None
+) -> float:
+    """KV bytes one token of context occupies on one GPU of a tp x pp group, averaged over a context of
+    `context_tokens` (sliding-window and chunked layers hold at most their window).
 
-    KV heads split across tensor-parallel GPUs; with more GPUs than KV heads each GPU keeps a replicated head.
+    KV heads split across tensor-parallel GPUs (each GPU keeps a replicated head once tp exceeds them); the MLA
+    latent has no heads, so every tensor-parallel rank holds all of it.
     """
-    heads_per_gpu = math.ceil(model.kv_heads / tp)
-    return 2.0 * model.layers / pp * heads_per_gpu * model.head_dim * kv_bytes_per_element
+    return model.kv_bytes_per_token_gpu(tp, kv_bytes_per_element, context_tokens) / pp
 
 
 def runtime_bytes_per_gpu(dep: Deployment, max_num_seqs: int) -> float:
@@ -116,7 +138,9 @@ def memory_fit(dep: Deployment, context_tokens: int, *, max_num_seqs: int | None
     else:
         usable = memory * fraction
         kv = max(0.0, usable - weights - runtime)
-    kv_tok_gpu = kv_bytes_per_token_gpu(dep.model, dep.tp, dep.effective_kv_bytes_per_element, dep.pp)
+    kv_tok_gpu = kv_bytes_per_token_gpu(
+        dep.model, dep.tp, dep.effective_kv_bytes_per_element, dep.pp, max(context_tokens, 1)
+    )
     # Data-parallel attention groups each hold their own sequences: the replica's capacity adds up.
     capacity = int(kv // kv_tok_gpu) * dep.dp if kv_tok_gpu else 0
     one_sequence = context_tokens * kv_tok_gpu

@@ -76,10 +76,11 @@ def fixed_lengths(step: StepModel, isl: Any, osl: Any, concurrency: Any = np.inf
     # A new prompt waits behind the others' prompts still being prefilled: an M/D/1 queue whose arrival rate is
     # the batch's completion rate (batch / e2e in steady state), solved by a few fixed-point passes.
     decode_phase_s = (osl - 1.0) * tpot_s
-    ttft_s = service_s
+    overhead_s = _arr(step.request_overhead_s)
+    ttft_s = service_s + overhead_s
     for _ in range(3):
         load = np.minimum(np.where(others > 0, others / (ttft_s + decode_phase_s) * service_s, 0.0), 0.95)
-        ttft_s = service_s + load * service_s / (2.0 * (1.0 - load))
+        ttft_s = overhead_s + service_s + load * service_s / (2.0 * (1.0 - load))
     e2e_s = ttft_s + decode_phase_s
     tokens_per_s = batch * osl / e2e_s
     closed = np.isfinite(conc)

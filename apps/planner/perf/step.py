@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from apps.catalog.specs import ModelSpec
 from apps.planner.perf.deployment import Deployment, attention_tflops, check_supported, compute_tflops
 from apps.planner.perf.efficiency import Efficiency, Levels
 from apps.planner.perf.memory import (
@@ -32,6 +33,7 @@ from apps.planner.perf.memory import (
     expert_split,
     kv_bytes_per_token_gpu,
     memory_fit,
+    weight_bytes_per_param,
 )
 
 _ACTIVATION_BYTES = 2.0  # all-reduce and all-to-all payloads travel in 16-bit
@@ -80,6 +82,8 @@ def levels_of(dep: Deployment, *, precision: str | None = None) -> Levels:
         moe=bool(dep.model.num_experts),
         tp=dep.tp * dep.dp,
         link=link_class(dep).name,
+        model=dep.model.slug,
+        pp=dep.pp,
     )
 
 
@@ -127,6 +131,7 @@ class StepModel:
     seq_overhead_s: Any
     link_latency_s: Any
     link_efficiency: Any
+    request_overhead_s: Any  # added once to each request's TTFT
     deployment: Deployment | None = None
     memory: MemoryFit | None = None
     efficiency: Efficiency | None = None
@@ -200,6 +205,7 @@ def efficiency_fields(eff: Efficiency) -> dict[str, Any]:
         "seq_overhead_s": eff.seq_overhead_us / 1e6,
         "link_latency_s": eff.link_latency_us / 1e6,
         "link_efficiency": eff.link_efficiency,
+        "request_overhead_s": eff.request_overhead_ms / 1e3,
     }
 
 
@@ -241,6 +247,24 @@ def moe_layer_fraction(dep: Deployment) -> float:
     return min(1.0, layers / dep.model.layers)
 
 
+def attention_flops_per_pair(model: ModelSpec, context_tokens: int) -> float:
+    """FLOPs of one (query, key) pair over all layers: QK^T and PV, 2 FLOPs per multiply-add each.
+
+    Multi-head latent attention works in the compressed latent (queries absorbed into kv_lora_rank plus the
+    rope part); sliding-window and chunked layers see at most their window of keys, which over a context of
+    `context_tokens` scales their share of pairs by window / context.
+    """
+    if model.is_mla:
+        per_layer = 2.0 * model.attention_heads * (2 * model.kv_lora_rank + model.qk_rope_head_dim)
+    else:
+        v_dim = model.v_head_dim or model.head_dim
+        per_layer = 2.0 * model.attention_heads * (model.head_dim + v_dim)
+    layers = float(model.full_attention_layers)
+    if model.local_layers:
+        layers += model.local_layers * min(1.0, model.local_window / max(context_tokens, 1))
+    return per_layer * layers
+
+
 def build_step_model(
     dep: Deployment, eff: Efficiency, *, context_tokens: int, max_num_seqs: int | None = None
 ) -> StepModel:
@@ -250,7 +274,7 @@ def build_step_model(
     seqs = max_num_seqs or dep.max_num_seqs or dep.profile.max_num_seqs
     fit = memory_fit(dep, context_tokens, max_num_seqs=seqs)
     dense, per_expert = expert_split(model)
-    wb = quant.weight_bytes_per_param
+    dense_wb, expert_wb = weight_bytes_per_param(dep)
     kv_elem = dep.effective_kv_bytes_per_element
     comm = collectives(dep)
     shards = expert_shards(dep)
@@ -263,15 +287,15 @@ def build_step_model(
         paged=fit.paged,
         pp=dep.pp,
         dp=dep.dp,
-        dense_weight_bytes=dense * wb / dep.tp / dep.pp,
-        expert_weight_bytes=per_expert * wb / (dep.tp if dep.ep == 1 else 1) / dep.pp,
+        dense_weight_bytes=dense * dense_wb / dep.tp / dep.pp,
+        expert_weight_bytes=per_expert * expert_wb / (shards if dep.ep == 1 else 1) / dep.pp,
         local_experts=(model.num_experts / dep.ep) if per_expert else 0.0,
         num_experts=model.num_experts if per_expert else 0,
         experts_per_token=k,
         dense_flops_per_token=2.0 * active_dense / dep.tp / dep.pp,
         expert_flops_per_token=2.0 * k * per_expert / shards / dep.pp,
-        attn_flops_per_pair=4.0 * model.layers * model.attention_heads * model.head_dim / dep.tp / dep.pp,
-        kv_bytes_per_token_gpu=kv_bytes_per_token_gpu(model, dep.tp, kv_elem, dep.pp),
+        attn_flops_per_pair=attention_flops_per_pair(model, context_tokens) / dep.tp / dep.pp,
+        kv_bytes_per_token_gpu=kv_bytes_per_token_gpu(model, dep.tp, kv_elem, dep.pp, max(context_tokens, 1)),
         peak_bandwidth_bytes_per_s=gpu.memory_bandwidth_tbps * 1e12,
         peak_flops_per_s=(compute_tflops(gpu, quant) or 0.0) * 1e12,
         peak_attn_flops_per_s=attention_tflops(gpu, kv_elem) * 1e12,

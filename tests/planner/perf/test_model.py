@@ -23,7 +23,7 @@ from apps.planner.perf.step import StepModel, build_step_model
 from apps.planner.pipeline.capacity import max_rate_analytic, max_rate_simulated
 from apps.planner.pipeline.workload import LatencySlo
 
-EFF = Efficiency(0.6, 0.5, 0.8, 1.0, 20.0, 10.0, 0.7, "test/test/test", "prior")
+EFF = Efficiency(0.6, 0.5, 0.8, 1.0, 20.0, 10.0, 0.7, 15.0, "test/test/test", "prior")
 BANDS = {"output_tokens_per_s": Band(0.1, 0.3, 50, "test"), "ttft_ms": Band(0.2, 0.5, 20, "test"),
          "tpot_ms": Band(0.1, 0.3, 20, "test")}  # fmt: skip
 FAST = settings(max_examples=40, deadline=None)

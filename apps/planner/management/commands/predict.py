@@ -17,6 +17,8 @@ class Command(BaseCommand):
         "Predict throughput and latency of one deployment at fixed lengths: offline maximum throughput, or a "
         "closed loop at --concurrency. Measured data for the exact configuration wins and is labelled so."
     )
+    # A one-shot calculation: the URL and model checks would double its start-up for nothing.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         model = parser.add_mutually_exclusive_group(required=True)
