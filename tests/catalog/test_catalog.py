@@ -77,19 +77,24 @@ def test_first_number_reads_researched_cells(raw: str, number: float | None) -> 
     assert first_number(raw) == number
 
 
-def test_import_prices_refreshes_one_provider_from_skypilot(db: None, tmp_path: Path) -> None:
+def _import_skypilot(tmp_path: Path, provider: str, *rows: str) -> None:
     vms = tmp_path / "vms.csv"
-    vms.write_text(
-        SKYPILOT_HEADER
-        + "gpu_8x_h100_sxm5,H100,8,208,1800,23.92,,us-east-1,us-east-1a\n"
-        + "gpu_8x_h100_sxm5,H100,8,208,1800,21.50,,us-west-1,us-west-1a\n"
-        + "gpu_1x_h100_pcie,H100,1,26,200,2.49,1.10,us-east-1,us-east-1a\n"
-        + "cpu_only,,,8,32,0.40,,us-east-1,us-east-1a\n"
-    )
+    vms.write_text(SKYPILOT_HEADER + "".join(f"{row}\n" for row in rows))
+    call_command("import_prices", "--skypilot", str(vms), "--provider", provider)
+
+
+def test_import_prices_refreshes_one_provider_from_skypilot(db: None, tmp_path: Path) -> None:
     lambda_before = CloudOffer.objects.filter(provider="lambda").count()
     assert lambda_before > 2
 
-    call_command("import_prices", "--skypilot", str(vms), "--provider", "lambda")
+    _import_skypilot(
+        tmp_path,
+        "lambda",
+        "gpu_8x_h100_sxm5,H100,8,208,1800,23.92,,us-east-1,us-east-1a",
+        "gpu_8x_h100_sxm5,H100,8,208,1800,21.50,,us-west-1,us-west-1a",
+        "gpu_1x_h100_pcie,H100,1,26,200,2.49,1.10,us-east-1,us-east-1a",
+        "cpu_only,,,8,32,0.40,,us-east-1,us-east-1a",
+    )
 
     offers = {o.instance_type: o for o in CloudOffer.objects.filter(provider="lambda")}
     assert set(offers) == {"gpu_8x_h100_sxm5", "gpu_1x_h100_pcie"}
@@ -137,14 +142,12 @@ def test_catalog_api_lists_and_filters(db: None, django_user_model: object) -> N
 
 
 def test_import_prices_skips_fractional_gpus(db: None, tmp_path: Path) -> None:
-    vms = tmp_path / "vms.csv"
-    vms.write_text(
-        SKYPILOT_HEADER
-        + "g6f.xlarge,L4,0.125,4,16,0.2,,us-east-1,us-east-1a\n"
-        + "g6.xlarge,L4,1,4,16,0.80,0.39,us-east-1,us-east-1a\n"
+    _import_skypilot(
+        tmp_path,
+        "aws",
+        "g6f.xlarge,L4,0.125,4,16,0.2,,us-east-1,us-east-1a",
+        "g6.xlarge,L4,1,4,16,0.80,0.39,us-east-1,us-east-1a",
     )
-
-    call_command("import_prices", "--skypilot", str(vms), "--provider", "aws")
 
     offers = CloudOffer.objects.filter(provider="aws")
     assert [(o.instance_type, o.gpu_count, o.gpu.slug if o.gpu else None) for o in offers] == [
