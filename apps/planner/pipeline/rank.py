@@ -262,11 +262,15 @@ def option(
 
 
 def mark_pareto(options: list[dict[str, Any]]) -> None:
-    """Pareto frontier of monthly cost (lower is better) against latency margin at peak (higher is better)."""
+    """Pareto frontier of monthly cost (lower is better) against latency margin at peak (higher is better).
+
+    Options tied within their error bands do not dominate one another: their costs are not told apart.
+    """
     for o in options:
         cost, m = o["monthly_cost_usd"], o["latency_margin"]
         o["pareto_optimal"] = not any(
             other is not o
+            and other["standing"] != o["standing"]
             and other["monthly_cost_usd"] <= cost
             and other["latency_margin"] >= m
             and (other["monthly_cost_usd"] < cost or other["latency_margin"] > m)
