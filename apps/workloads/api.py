@@ -129,7 +129,9 @@ class UploadApi(APIView):
         try:
             check_upload_size(request._request)
         except UploadTooLarge as exc:
-            raise UploadTooLargeError(length=exc.length, limit=exc.limit, field="file", hint=LARGER_FILES) from exc
+            raise UploadTooLargeError(
+                length=exc.length, limit=exc.limit, field="file", hint=LARGER_FILES
+            ) from exc
         deferred_csrf_check(request)
         if request.content_type.startswith("multipart/form-data"):
             upload = request.FILES.get("file")

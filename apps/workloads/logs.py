@@ -144,9 +144,17 @@ class Skips:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, line: int, reason: str, detail: str) -> None:
+        """Count the row; keep it as an example if it is among the first MAX_EXAMPLES lines skipped (lines
+        dropped while decoding are reported before the rows above them are parsed)."""
         self.counts[reason] += 1
+        example = {"line": line, "reason": reason, "detail": detail}
         if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append({"line": line, "reason": reason, "detail": detail})
+            self.examples.append(example)
+        elif line < self.examples[-1]["line"]:
+            self.examples[-1] = example
+        else:
+            return
+        self.examples.sort(key=lambda e: e["line"])
 
     @property
     def total(self) -> int:
@@ -427,6 +435,8 @@ def profile_log(
         if first.strip():
             break
     else:
+        if collector.skips.total:
+            raise LogImportError(f"No usable rows: {collector.skips.describe()}")
         raise LogImportError("The file is empty.")
     if first.lstrip().startswith("["):
         raise LogImportError(

@@ -49,41 +49,38 @@ def text_lines(stream: Readable, *, max_line_bytes: int, on_bad_line: BadLine) -
     is dropped too; both are reported through on_bad_line and stand as an empty line, so the count of lines
     consumed (csv.reader's line_num) stays the file's line number.
     """
-    pending = b""
+    pending = bytearray()  # the start of a line whose end has not been read yet (at most max_line_bytes)
     number = 0  # lines yielded so far
     discarding = False  # inside an over-long line, dropping bytes until its newline
     first = True
-    while True:
-        chunk = stream.read(CHUNK_BYTES)
-        if not chunk:
-            break
+    while chunk := stream.read(CHUNK_BYTES):
+        start = 0
         if discarding:
             cut = chunk.find(b"\n")
             if cut < 0:
                 continue
-            chunk = chunk[cut + 1 :]
-            discarding = False
+            start, discarding = cut + 1, False
             number += 1
             yield ""
-        buffer = pending + chunk
-        end = buffer.rfind(b"\n")
+        end = chunk.rfind(b"\n", start)
         if end < 0:
-            pending = buffer
-        else:
-            pending = buffer[end + 1 :]
-            for line in _decoded(buffer[: end + 1], number, max_line_bytes, on_bad_line, first):
-                number += 1
-                yield line
-            first = False
-        if len(pending) > max_line_bytes:
-            on_bad_line(number + 1, "line_too_long", f"longer than {max_line_bytes} bytes")
-            pending = b""
-            discarding = True
+            if len(pending) + len(chunk) - start > max_line_bytes:
+                on_bad_line(number + 1, "line_too_long", f"longer than {max_line_bytes} bytes")
+                pending.clear()
+                discarding = True
+            else:
+                pending += memoryview(chunk)[start:]
+            continue
+        block = bytes(pending) + chunk[start : end + 1] if pending else chunk[start : end + 1]
+        pending = bytearray(memoryview(chunk)[end + 1 :])
+        for line in _decoded(block, number, max_line_bytes, on_bad_line, first):
+            number += 1
+            yield line
+        first = False
     if discarding:
         yield ""
     elif pending:
-        for line in _decoded(pending + b"\n", number, max_line_bytes, on_bad_line, first):
-            yield line
+        yield from _decoded(bytes(pending) + b"\n", number, max_line_bytes, on_bad_line, first)
 
 
 def _decoded(block: bytes, before: int, max_line_bytes: int, on_bad_line: BadLine, first: bool) -> list[str]:

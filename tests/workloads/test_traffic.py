@@ -59,7 +59,7 @@ def test_a_file_larger_than_a_read_chunk_is_read_whole() -> None:
         ("timestamp\n" + "9" * 400 + "\n", "line 2: '9999.*' is not a finite time"),
         ("timestamp\n9999-12-31T00:00:00\n", "outside 2000-01-01"),
         ("hour,requests\n" + "".join(f"{h},1\n" for h in range(23)), "hours without a count: 23"),
-        ("timestamp\n2026-01-05T09:00:00Z\n\"" + "x" * (200 * 1024) + "\"\n", "line 3: a cell is longer than"),
+        ('timestamp\n2026-01-05T09:00:00Z\n"' + "x" * (200 * 1024) + '"\n', "line 3: a cell is longer than"),
         ("hour,requests\n0,1\x00\n", "line 2: hour and requests must be numbers"),
     ],
 )
