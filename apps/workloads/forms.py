@@ -153,7 +153,9 @@ class WorkloadForm(forms.Form):
             "team": workload.team_id,
             "name": document["name"],
             "model": document["model"],
-            "hourly_rates": ", ".join(f"{rate:g}" for rate in document["traffic"]["hourly_requests_per_s"]),
+            "hourly_rates": ", ".join(
+                f"{rate:.15g}" for rate in document["traffic"]["hourly_requests_per_s"]
+            ),
             "ttft_p95_ms": document["slo"]["ttft_p95_ms"],
             "itl_p95_ms": document["slo"]["itl_p95_ms"],
             "allowed_quantizations": document["quality"]["allowed_quantizations"],

@@ -275,7 +275,9 @@ def test_files_that_cannot_become_a_workload_say_why(data: bytes, message: str) 
 def test_a_named_format_that_does_not_fit_names_the_columns_it_needs() -> None:
     data = encoded(logfiles.plain_csv(DAY[:10]))
 
-    with pytest.raises(LogImportError, match=r"lacks the columns for --format azure.*TIMESTAMP,ContextTokens"):
+    with pytest.raises(
+        LogImportError, match=r"lacks the columns for --format azure.*TIMESTAMP,ContextTokens"
+    ):
         profile(data, log_format=LogFormat.AZURE)
 
 
