@@ -51,23 +51,25 @@ class LengthHistogram:
     """Counts of lengths on LOG_EDGES, with the exact count, sum, min and max beside them."""
 
     counts: list[int]
-    total: int = 0
     token_sum: int = 0
-    minimum: int = 0
+    minimum: int = MAX_TOKENS + 1  # above any length until one is added
     maximum: int = 0
 
     @classmethod
     def empty(cls) -> LengthHistogram:
         return cls(counts=[0] * (len(LOG_EDGES) - 1))
 
-    def add(self, tokens: int) -> None:
+    def add(self, tokens: int) -> None:  # once per request of a gigabyte log: kept to the bare minimum
         self.counts[bisect_right(LOG_EDGES, tokens) - 1] += 1
-        if tokens < self.minimum or not self.total:
+        self.token_sum += tokens
+        if tokens < self.minimum:
             self.minimum = tokens
         if tokens > self.maximum:
             self.maximum = tokens
-        self.total += 1
-        self.token_sum += tokens
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
 
     def trimmed(self) -> tuple[list[int], list[int]]:
         filled = [index for index, count in enumerate(self.counts) if count]
