@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,13 +87,18 @@ class Server:
         self.port, self.token = port, token
 
     def request(
-        self, method: str, path: str, *, body: object = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Iterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=900)
         try:
             connection.request(
                 method, path, body=body, headers={"Authorization": f"Token {self.token}", **(headers or {})}
-            )  # type: ignore[arg-type]
+            )
             response = connection.getresponse()
             return response.status, response.read()
         finally:
@@ -252,8 +257,8 @@ def main() -> None:
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)
         gunicorn.wait(timeout=30)
-        for path in work.iterdir():
-            path.unlink()
+        for leftover in work.iterdir():
+            leftover.unlink()
         work.rmdir()
 
 

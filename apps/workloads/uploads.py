@@ -66,7 +66,7 @@ class UploadSessionAuthentication(SessionAuthentication):
         request._request.META[CSRF_DEFERRED] = True
 
 
-class UploadSessionScheme(SessionScheme):
+class UploadSessionScheme(SessionScheme):  # type: ignore[no-untyped-call]
     """The same session cookie, under its own name (the schema refuses two classes under one)."""
 
     target_class = "apps.workloads.uploads.UploadSessionAuthentication"

@@ -95,7 +95,7 @@ def test_options_are_checked_before_the_file_is_read(
             team=world.team_a, source=Unreadable(), options=options, user=world.alice
         )
 
-    assert field in caught.value.detail  # type: ignore[operator]
+    assert field in caught.value.detail
 
 
 def test_a_file_that_fails_leaves_no_workload(world: TeamWorld) -> None:
