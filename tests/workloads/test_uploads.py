@@ -145,6 +145,14 @@ def test_session_uploads_still_need_the_csrf_token(world: TeamWorld) -> None:
     assert refused.status_code == 403
     assert "CSRF Failed" in refused.json()["detail"]
     assert accepted.status_code == 201, accepted.content
+    counts = io.BytesIO(("hour,requests\n" + "".join(f"{h},3600\n" for h in range(24))).encode())
+    counts.name = "counts.csv"
+    traffic_url = f"/api/v1/workloads/{world.workload_a.pk}/traffic/"
+    assert client.post(traffic_url, {"file": counts}).status_code == 403
+    counts.seek(0)
+    multipart = client.post(traffic_url, {"file": counts}, HTTP_X_CSRFTOKEN=token)
+    assert multipart.status_code == 200, multipart.content
+    assert multipart.json()["traffic"]["hourly_requests_per_s"] == [1.0] * 24
     upload = io.BytesIO(AZURE)
     upload.name = "trace.csv"
     form = {"log_file": upload, "name": "page", "model": "llama-3.1-8b", "ttft_p95_ms": 800, "itl_p95_ms": 60}
