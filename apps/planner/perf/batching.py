@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,18 +24,48 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class LengthStats:
-    """A token-length distribution as a workload states it."""
+    """A token-length distribution as a workload states it: four figures, and the full histogram when the
+    workload was imported from a request log (bin i holds lengths in [edges[i], edges[i+1]))."""
 
     mean: float
     p50: float
     p95: float
     max: int
+    histogram_edges: tuple[float, ...] = ()
+    histogram_counts: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not (0 < self.p50 <= self.p95 <= self.max):
             raise ValueError(f"lengths must satisfy 0 < p50 <= p95 <= max, got {self}")
         if not 0 < self.mean <= self.max:
             raise ValueError(f"mean length must be within (0, max], got {self}")
+        if self.histogram_counts and len(self.histogram_edges) != len(self.histogram_counts) + 1:
+            raise ValueError("a histogram needs one more edge than counts")
+
+    @property
+    def has_histogram(self) -> bool:
+        return bool(self.histogram_counts) and sum(self.histogram_counts) > 0
+
+
+@dataclass(frozen=True)
+class PrefixCache:
+    """What an engine's prefix cache can reuse: tokens every prompt starts with, and the share of the rest an
+    earlier turn of the same conversation already sent."""
+
+    shared_prefix_tokens: int = 0
+    multi_turn_reuse_fraction: float = 0.0
+
+    def cached_tokens(self, prompt_tokens: Any) -> Any:
+        """Prompt tokens found in the cache (floats or arrays)."""
+        shared = np.minimum(prompt_tokens, self.shared_prefix_tokens)
+        return shared + self.multi_turn_reuse_fraction * (prompt_tokens - shared)
+
+    @property
+    def active(self) -> bool:
+        return self.shared_prefix_tokens > 0 or self.multi_turn_reuse_fraction > 0
+
+
+NO_PREFIX = PrefixCache()
 
 
 _Z95 = NormalDist().inv_cdf(0.95)
@@ -72,20 +102,36 @@ def _lognormal_sigma(stats: LengthStats) -> float:
     return best
 
 
+def quantiles(stats: LengthStats, probabilities: Any) -> FloatArray:
+    """Lengths at these cumulative probabilities: from the histogram, interpolating inside a bin, when the
+    workload has one; else from the lognormal fitted to the four figures. Clipped to [1, max]."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-6, 1 - 1e-6)
+    if stats.has_histogram:
+        edges = np.asarray(stats.histogram_edges, dtype=np.float64)
+        cumulative = np.concatenate(([0.0], np.cumsum(stats.histogram_counts, dtype=np.float64)))
+        cumulative /= cumulative[-1]
+        values = np.interp(p, cumulative, edges)
+    else:
+        sigma = _lognormal_sigma(stats)
+        z = np.asarray([NormalDist().inv_cdf(float(x)) for x in p.ravel()]).reshape(p.shape)
+        values = np.exp(math.log(stats.p50) + sigma * z)
+    return np.clip(values, 1.0, float(stats.max))
+
+
+@lru_cache(maxsize=256)
+def _stratified(n: int) -> FloatArray:
+    return (np.arange(n) + 0.5) / n
+
+
 def sample_lengths(stats: LengthStats, n: int, rng: np.random.Generator) -> IntArray:
-    """n lengths from the fitted lognormal, stratified over quantiles (low variance), clipped to [1, max],
-    in random order."""
-    sigma = _lognormal_sigma(stats)
-    z = np.asarray(_quantile_grid(n))
-    values = np.clip(np.rint(np.exp(math.log(stats.p50) + sigma * z)), 1, stats.max).astype(np.int64)
+    """n lengths stratified over quantiles (low variance), in random order."""
+    values = np.rint(quantiles(stats, _stratified(n))).astype(np.int64)
     rng.shuffle(values)
     return values
 
 
 def length_quantile(stats: LengthStats, q: float) -> float:
-    sigma = _lognormal_sigma(stats)
-    z = NormalDist().inv_cdf(min(max(q, 1e-6), 1 - 1e-6))
-    return float(min(stats.max, math.exp(math.log(stats.p50) + sigma * z)))
+    return float(quantiles(stats, [q])[0])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -113,22 +159,41 @@ class SimResult:
     peak_waiting: int
 
 
+def unit_gaps(n: int, burstiness_cv: float, rng: np.random.Generator) -> FloatArray:
+    """Inter-arrival gaps of mean 1 (divided by the rate later): gamma with the given coefficient of variation
+    (shape 1/cv², so cv 1 is Poisson and cv above 1 bursty), evenly spaced at cv 0."""
+    if burstiness_cv <= 0:
+        return np.ones(n)
+    shape = 1.0 / burstiness_cv**2
+    return rng.gamma(shape, 1.0 / shape, n)
+
+
 @dataclass
 class RequestSet:
     """Fixed request samples shared by every deployment evaluated for one workload (common random numbers)."""
 
     isl: IntArray
     osl: IntArray
-    unit_gaps: FloatArray  # exponential(1) inter-arrival gaps; divided by the rate for Poisson arrivals
+    unit_gaps: FloatArray  # mean-1 inter-arrival gaps; divided by the rate for open-loop arrivals
+    cached: IntArray | None = None  # prompt tokens found in the prefix cache (not prefilled)
+    shared_prefix_tokens: int = 0  # of those, the prefix every prompt shares (its KV is held once)
 
     @classmethod
-    def draw(cls, prompt: LengthStats, output: LengthStats, n: int, seed: int = 0) -> RequestSet:
+    def draw(
+        cls,
+        prompt: LengthStats,
+        output: LengthStats,
+        n: int,
+        seed: int = 0,
+        *,
+        burstiness_cv: float = 1.0,
+        prefix: PrefixCache = NO_PREFIX,
+    ) -> RequestSet:
         rng = np.random.default_rng(seed)
-        return cls(
-            isl=sample_lengths(prompt, n, rng),
-            osl=sample_lengths(output, n, rng),
-            unit_gaps=rng.exponential(1.0, n),
-        )
+        isl = sample_lengths(prompt, n, rng)
+        osl = sample_lengths(output, n, rng)
+        cached = np.floor(prefix.cached_tokens(isl)).astype(np.int64) if prefix.active else None
+        return cls(isl, osl, unit_gaps(n, burstiness_cv, rng), cached, prefix.shared_prefix_tokens)
 
     @classmethod
     def fixed(cls, isl: int, osl: int, n: int, seed: int = 0) -> RequestSet:
@@ -143,7 +208,8 @@ class RequestSet:
         return len(self.isl)
 
     def head(self, n: int) -> RequestSet:
-        return RequestSet(self.isl[:n], self.osl[:n], self.unit_gaps[:n])
+        cached = None if self.cached is None else self.cached[:n]
+        return RequestSet(self.isl[:n], self.osl[:n], self.unit_gaps[:n], cached, self.shared_prefix_tokens)
 
 
 def _weighted_percentiles(values: list[float], weights: list[float], qs: tuple[float, ...]) -> list[float]:
@@ -179,8 +245,11 @@ def simulate(
     # Paged engines hold a sequence's current length, so admission goes by mean occupancy (the prompt plus half
     # the output), as in the closed forms; engines that reserve KV up front hold the whole length.
     output_share = 0.5 if step.paged else 1.0
-    need = [a + output_share * b for a, b in zip(isl, osl, strict=True)]
-    kv_cap = step.kv_capacity_tokens
+    cached = [0] * n if requests.cached is None else requests.cached.tolist()
+    # The shared prefix is held once in the cache (its blocks are referenced by every sequence).
+    shared = min(requests.shared_prefix_tokens, *isl) if n else 0
+    need = [a - shared + output_share * b for a, b in zip(isl, osl, strict=True)]
+    kv_cap = step.kv_capacity_tokens - shared
     max_seqs = step.max_num_seqs
     budget = step.token_budget
     step_time = step.step_s
@@ -237,7 +306,7 @@ def simulate(
         while waiting and n_run + len(prefilling) < max_seqs and kv_used + need[waiting[0]] <= kv_cap:
             request = waiting.popleft()
             kv_used += need[request]
-            prefilling.append([request, 0])
+            prefilling.append([request, min(cached[request], isl[request] - 1)])
 
         if prefilling:
             room = max(budget - n_run, budget // 8)
@@ -375,10 +444,8 @@ _PROMPT_GRID = 64
 
 @lru_cache(maxsize=256)
 def _prompt_grid(stats: LengthStats) -> FloatArray:
-    """Prompt lengths at evenly spaced quantiles of the fitted distribution (what the sampler draws from)."""
-    sigma = _lognormal_sigma(stats)
-    z = np.asarray(_quantile_grid(_PROMPT_GRID))
-    return np.minimum(np.exp(math.log(stats.p50) + sigma * z), float(stats.max))
+    """Prompt lengths at evenly spaced quantiles of the distribution (what the sampler draws from)."""
+    return quantiles(stats, _stratified(_PROMPT_GRID))
 
 
 def _chunk_sizes(prompts: FloatArray, room: float, merge_tokens: float) -> FloatArray:
@@ -391,18 +458,27 @@ def _chunk_sizes(prompts: FloatArray, room: float, merge_tokens: float) -> Float
 
 
 def analytic_poisson(
-    step: StepModel, prompt: LengthStats, output: LengthStats, rate_per_s: float
+    step: StepModel,
+    prompt: LengthStats,
+    output: LengthStats,
+    rate_per_s: float,
+    *,
+    prefix: PrefixCache = NO_PREFIX,
+    burstiness_cv: float = 1.0,
 ) -> AnalyticLoad:
     """Mean-field estimate of p95 TTFT and ITL at a Poisson rate; used to screen deployments before simulating.
 
     Little's law gives the decoding batch (rate x time in system). Prompts turn into chunk-steps of at most the
     token budget left beside the decodes; their share of steps follows from the prefill tokens per step, and the
     p95 token gap is the chunk-step at the matching quantile of chunk sizes. TTFT adds an M/G/1 wait for the
-    prefill queue, its p95 taken as 3x the mean (exponential tail).
+    prefill queue, its p95 taken as 3x the mean (exponential tail), scaled for arrivals burstier than Poisson
+    by Kingman's (ca² + cs²) / (1 + cs²). Prompt tokens found in the prefix cache are not prefilled.
     """
-    prompts = _prompt_grid(prompt)
+    full_prompts = _prompt_grid(prompt)
+    prompts = np.maximum(full_prompts - prefix.cached_tokens(full_prompts), 1.0)
     isl, osl = float(prompts.sum()) / prompts.size, output.mean
-    context = isl + osl / 2.0
+    full_isl = float(full_prompts.sum()) / full_prompts.size
+    context = full_isl + osl / 2.0
     tpot_s = step.step_s(1, context, 0, 0.0)
     batch = max(rate_per_s * osl * tpot_s, 1e-9)
     share, room = 0.0, float(max(step.token_budget - 1, 1))
@@ -432,8 +508,12 @@ def analytic_poisson(
     per_chunk = np.minimum(prompts, room)
     services = steps * step.step_s(b, b * context, per_chunk, per_chunk * prompts / 2.0)
     wait_mean_s = rate_per_s * float(services @ services) / services.size / (2.0 * (1.0 - rho))
+    mean_service = float(services.mean())
+    cs2 = float(services.var()) / mean_service**2 if mean_service > 0 else 0.0
+    wait_mean_s *= (burstiness_cv**2 + cs2) / (1.0 + cs2)
     # The grid is sorted by length and service grows with length, so the 95th percentile is an index.
     ttft95_s = float(services[round(0.95 * (services.size - 1))]) + 3.0 * wait_mean_s
+    ttft95_s += float(step.request_overhead_s)
     if share > 0.05:
         # The p95 token gap falls among chunk-steps once they are more than 5% of all steps.
         ordered = np.sort(chunks)

@@ -35,10 +35,14 @@ def _arr(x: Any) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
 
 
-def fixed_lengths(step: StepModel, isl: Any, osl: Any, concurrency: Any = np.inf) -> FixedLengths:
+def fixed_lengths(
+    step: StepModel, isl: Any, osl: Any, concurrency: Any = np.inf, cached: Any = 0.0
+) -> FixedLengths:
     """Throughput and latency with fixed lengths: closed loop at `concurrency` (per replica), or offline where
     concurrency is inf. Prefill is chunked: prompts share each step's token budget with the decodes."""
     isl, osl, conc = _arr(isl), np.maximum(_arr(osl), 1.0), _arr(concurrency)
+    # Prompt tokens found in the prefix cache are not prefilled (`cached`); the rest are, attending to all.
+    fresh = np.maximum(isl - _arr(cached), 1.0)
     budget = _arr(step.token_budget)
     max_seqs = _arr(step.max_num_seqs)
     # Paged engines hold a sequence's current length (on average the prompt plus half the output); engines
@@ -47,7 +51,7 @@ def fixed_lengths(step: StepModel, isl: Any, osl: Any, concurrency: Any = np.inf
     kv_seqs = np.floor(_arr(step.kv_capacity_tokens) / np.maximum(occupancy, 1.0))
     capacity = np.minimum(max_seqs, kv_seqs)
     # Decodes plus the prompt tokens that keep them fed must fit the step's token budget on average.
-    budget_seqs = np.maximum(1.0, np.floor(budget * osl / (isl + osl)))
+    budget_seqs = np.maximum(1.0, np.floor(budget * osl / (fresh + osl)))
     batch = np.maximum(1.0, np.minimum(np.minimum(capacity, budget_seqs), conc))
     bound = np.where(
         batch >= conc,
@@ -63,15 +67,15 @@ def fixed_lengths(step: StepModel, isl: Any, osl: Any, concurrency: Any = np.inf
     room = np.maximum(budget - batch, 1.0)
     # The others' prompts arrive at one per osl steps each: others * isl / osl prompt tokens per step, carried
     # by chunk-steps of up to `room` tokens.
-    prefill_per_step = others * isl / osl
-    chunk = np.minimum(room, np.maximum(isl, prefill_per_step))
+    prefill_per_step = others * fresh / osl
+    chunk = np.minimum(room, np.maximum(fresh, prefill_per_step))
     share = np.minimum(1.0, prefill_per_step / chunk)
-    chunk_s = step.step_s(batch, batch * context, chunk, chunk * isl / 2.0)
+    chunk_s = step.step_s(batch, batch * context, chunk, chunk * (isl - fresh / 2.0))
     tpot_s = (1.0 - share) * decode_s + share * chunk_s
 
-    own_chunk = np.minimum(room, isl)
-    own_steps = np.ceil(isl / np.maximum(own_chunk, 1.0))
-    own_chunk_s = step.step_s(batch, batch * context, own_chunk, own_chunk * isl / 2.0)
+    own_chunk = np.minimum(room, fresh)
+    own_steps = np.ceil(fresh / np.maximum(own_chunk, 1.0))
+    own_chunk_s = step.step_s(batch, batch * context, own_chunk, own_chunk * (isl - fresh / 2.0))
     service_s = own_steps * own_chunk_s
     # A new prompt waits behind the others' prompts still being prefilled: an M/D/1 queue whose arrival rate is
     # the batch's completion rate (batch / e2e in steady state), solved by a few fixed-point passes.
@@ -99,7 +103,7 @@ def single_sequence(step: StepModel, isl: Any, osl: Any) -> tuple[FloatArray, Fl
     return isl / np.maximum(prefill_s, 1e-12), 1.0 / np.maximum(decode_s, 1e-12)
 
 
-def offline_tokens_per_s(step: StepModel, isl: float, osl: float) -> float:
+def offline_tokens_per_s(step: StepModel, isl: float, osl: float, cached: float = 0.0) -> float:
     """Output tokens/s of one replica flat out at these (mean) lengths."""
-    state = fixed_lengths(step, [max(1, round(isl))], [max(1, round(osl))])
+    state = fixed_lengths(step, [max(1, round(isl))], [max(1, round(osl))], cached=[cached])
     return float(state.output_tokens_per_s[0])

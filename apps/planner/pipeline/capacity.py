@@ -9,8 +9,10 @@ import math
 from dataclasses import dataclass
 
 from apps.planner.perf.batching import (
+    NO_PREFIX,
     LengthStats,
     LoadSpec,
+    PrefixCache,
     RequestSet,
     SimResult,
     analytic_poisson,
@@ -78,7 +80,8 @@ def max_rate_simulated(
             0.0, idle.ttft_ms["p95"], idle.itl_ms["p95"], 1, "simulation", "", idle.ttft_ms["p95"],
             idle.itl_ms["p95"],
         )  # fmt: skip
-    ceiling = offline_tokens_per_s(step, mean_isl, mean_osl) / mean_osl
+    mean_cached = float(requests.cached.mean()) if requests.cached is not None else 0.0
+    ceiling = offline_tokens_per_s(step, mean_isl, mean_osl, mean_cached) / mean_osl
     horizon_s = simulation_horizon_s(slo, (idle.ttft_ms["p50"] + idle.tpot_ms["p50"] * mean_osl) / 1e3)
     cache: dict[float, SimResult | None] = {}
 
@@ -135,9 +138,12 @@ def max_rate_simulated(
 CEILING_SLACK = 1.2  # the analytic search never reports more than this times the throughput ceiling
 
 
-def throughput_ceiling_rate(step: StepModel, prompt: LengthStats, output: LengthStats) -> float:
+def throughput_ceiling_rate(
+    step: StepModel, prompt: LengthStats, output: LengthStats, prefix: PrefixCache = NO_PREFIX
+) -> float:
     """Requests/s one replica completes flat out at mean lengths: no latency target holds above it."""
-    return offline_tokens_per_s(step, prompt.mean, output.mean) / output.mean
+    cached = float(prefix.cached_tokens(prompt.mean))
+    return offline_tokens_per_s(step, prompt.mean, output.mean, cached) / output.mean
 
 
 def max_rate_analytic(
@@ -148,8 +154,10 @@ def max_rate_analytic(
     *,
     tolerance: float = 0.03,
     ceiling_rate_per_s: float | None = None,
+    prefix: PrefixCache = NO_PREFIX,
+    burstiness_cv: float = 1.0,
 ) -> RateSearch:
-    idle = analytic_poisson(step, prompt, output, 1e-6)
+    idle = analytic_poisson(step, prompt, output, 1e-6, prefix=prefix, burstiness_cv=burstiness_cv)
     if not (idle.ttft_p95_ms <= slo.ttft_p95_ms and idle.itl_p95_ms <= slo.itl_p95_ms):
         return RateSearch(
             0.0,
@@ -161,15 +169,15 @@ def max_rate_analytic(
             idle.ttft_p95_ms,
             idle.itl_p95_ms,
         )
-    ceiling = ceiling_rate_per_s or throughput_ceiling_rate(step, prompt, output)
+    ceiling = ceiling_rate_per_s or throughput_ceiling_rate(step, prompt, output, prefix)
     # Bisection on log rate between a rate far below the throughput ceiling and just above it.
     lo, hi = max(ceiling, 1e-6) * 1e-4, max(ceiling * CEILING_SLACK, 1e-3)
     best = idle
-    failing = analytic_poisson(step, prompt, output, hi)
+    failing = analytic_poisson(step, prompt, output, hi, prefix=prefix, burstiness_cv=burstiness_cv)
     evaluations = 2
     while hi / lo > 1.0 + tolerance:
         mid = math.sqrt(lo * hi)
-        result = analytic_poisson(step, prompt, output, mid)
+        result = analytic_poisson(step, prompt, output, mid, prefix=prefix, burstiness_cv=burstiness_cv)
         evaluations += 1
         if result.stable and result.ttft_p95_ms <= slo.ttft_p95_ms and result.itl_p95_ms <= slo.itl_p95_ms:
             lo, best = mid, result
@@ -229,6 +237,8 @@ def size_analytic(screened: Screened, workload: WorkloadSpec) -> Sized:
         workload.output_tokens,
         workload.slo,
         ceiling_rate_per_s=screened.ceiling_rate_per_s,
+        prefix=workload.prefix,
+        burstiness_cv=workload.planning_burstiness_cv,
     )
     return Sized(screened, capacity, simulated=False)
 

@@ -78,6 +78,7 @@ class Fleet:
     prescale: bool  # replicas start an hour early because a cold start is slow
     replicas_per_instance: int
     instances_per_replica: int = 1  # more than 1: the replica spans nodes
+    replicas_by_hour_weekend: tuple[int, ...] | None = None  # when weekends follow their own curve
 
 
 def cold_start_s(dep: Deployment, workload: WorkloadSpec) -> float:
@@ -87,31 +88,46 @@ def cold_start_s(dep: Deployment, workload: WorkloadSpec) -> float:
 def fleets(
     dep: Deployment, offers: Sequence[PricedOffer], rate_per_replica: float, workload: WorkloadSpec
 ) -> list[Fleet]:
-    """Every offer's fleet for this capacity per replica, cheapest first."""
+    """Every offer's fleet for this capacity per replica, cheapest first.
+
+    With weekday and weekend curves the fleet follows each on its days; `replicas_by_hour` is then the weekday
+    schedule and `replicas_by_hour_weekend` the other.
+    """
     c = workload.constraints
     prescale = workload.scheduled_scaling and cold_start_s(dep, workload) > COLD_START_PRESCALE_S
-    rates = workload.hourly_requests_per_s
-    scheduled = hourly_replicas(rates, rate_per_replica, workload.headroom, c.min_replicas, prescale=prescale)
-    fixed = max(hourly_replicas(rates, rate_per_replica, workload.headroom, c.min_replicas, prescale=False))
+    curves = workload.day_curves
+    schedules = {
+        name: hourly_replicas(rates, rate_per_replica, workload.headroom, c.min_replicas, prescale=prescale)
+        for name, rates, _ in curves
+    }
+    fixed = max(
+        max(hourly_replicas(rates, rate_per_replica, workload.headroom, c.min_replicas, prescale=False))
+        for _, rates, _ in curves
+    )
     ops = workload.ops_hours_per_month * workload.ops_hourly_usd
     out = []
     # Instance-hours per day depend only on how many replicas one instance holds; offers share them.
-    hours: dict[tuple[int, int], tuple[int, int]] = {}
+    hours: dict[tuple[int, int], tuple[float, int]] = {}
     for priced in offers:
         spans = instances_per_replica(dep, priced.offer)
         per_instance = max(1, priced.offer.gpu_count // dep.gpus) if spans == 1 else 1
         if (per_instance, spans) not in hours:
             hours[per_instance, spans] = (
-                fleet_instance_hours_per_day(scheduled, per_instance, spans),
+                sum(
+                    share * fleet_instance_hours_per_day(schedules[name], per_instance, spans)
+                    for name, _, share in curves
+                ),
                 fleet_instance_hours_per_day([fixed] * HOURS_PER_DAY, per_instance, spans),
             )
         scheduled_hours, fixed_hours = hours[per_instance, spans]
         scheduled_usd = scheduled_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
         fixed_usd = fixed_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
+        first = schedules[curves[0][0]]
+        weekend = schedules.get("weekend")
         out.append(
             Fleet(
                 offer=priced,
-                replicas_by_hour=tuple(scheduled if workload.scheduled_scaling else [fixed] * HOURS_PER_DAY),
+                replicas_by_hour=tuple(first if workload.scheduled_scaling else [fixed] * HOURS_PER_DAY),
                 fixed_replicas=fixed,
                 monthly_usd=scheduled_usd if workload.scheduled_scaling else fixed_usd,
                 fixed_monthly_usd=fixed_usd,
@@ -119,6 +135,7 @@ def fleets(
                 prescale=prescale,
                 replicas_per_instance=per_instance,
                 instances_per_replica=spans,
+                replicas_by_hour_weekend=tuple(weekend) if weekend and workload.scheduled_scaling else None,
             )
         )
     out.sort(key=lambda f: (f.monthly_usd, f.offer.offer.provider, f.offer.offer.instance_type))

@@ -135,7 +135,14 @@ def plan(
     screened_at = time.perf_counter()
 
     # Walk down the estimate's order until `shortlist` families hold the SLO in simulation (bounded effort).
-    requests = RequestSet.draw(workload.prompt_tokens, workload.output_tokens, SIM_MAX_REQUESTS, seed=seed)
+    requests = RequestSet.draw(
+        workload.prompt_tokens,
+        workload.output_tokens,
+        SIM_MAX_REQUESTS,
+        seed=seed,
+        burstiness_cv=workload.planning_burstiness_cv,
+        prefix=workload.prefix,
+    )
     refined: list[Costed] = []
     for position, estimate in enumerate(order([cost_family(e, workload) for e in estimates])):
         dep = estimate.sized.screened.dep

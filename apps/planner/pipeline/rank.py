@@ -18,7 +18,7 @@ from apps.planner.perf.calibration import Calibration
 from apps.planner.perf.corpus import MeasuredPoint
 from apps.planner.perf.deployment import Deployment
 from apps.planner.perf.predict import predict
-from apps.planner.pipeline.capacity import requests_for_rate, simulation_horizon_s
+from apps.planner.pipeline.capacity import max_rate_analytic, requests_for_rate, simulation_horizon_s
 from apps.planner.pipeline.cost import Costed, Fleet, cold_start_s
 from apps.planner.pipeline.workload import LatencySlo, TokenVolume, WorkloadSpec
 
@@ -214,6 +214,9 @@ def option(
         "instances_per_replica": best.instances_per_replica,
         "nodes": dep.nodes,
         "replicas_by_hour": list(best.replicas_by_hour),
+        "replicas_by_hour_weekend": list(best.replicas_by_hour_weekend)
+        if best.replicas_by_hour_weekend
+        else None,
         "monthly_cost_usd": round(best.monthly_usd, 2),
         "monthly_cost_range_usd": [
             round(min(costed.point_monthly_usd, best.monthly_usd), 2),
@@ -252,6 +255,7 @@ def option(
             "max_num_batched_tokens": int(screened.step.token_budget),
             "max_model_len": screened.step.memory.context_tokens if screened.step.memory else 0,
             "gpu_memory_fraction": dep.effective_memory_fraction,
+            "prefix_caching": workload.prefix.active,
         },
         "cold_start_s": round(cold_start_s(dep, workload), 1),
         "other_offers": [
@@ -263,7 +267,32 @@ def option(
             for f in costed.fleets[1:4]
         ],
         "measured": measured_comparison(dep, costed, calibration.points, calibration),
+        "prefix_cache": prefix_saving(costed, workload),
+        "burstiness_cv": round(workload.planning_burstiness_cv, 3),
         "why": why,
+    }
+
+
+def prefix_saving(costed: Costed, workload: WorkloadSpec) -> dict[str, Any] | None:
+    """What the engine's prefix cache saves this workload: the share of prompt tokens it does not prefill, and
+    the capacity per replica the mean-field estimate gives with and without it."""
+    prefix = workload.prefix
+    if not prefix.active:
+        return None
+    screened = costed.sized.screened
+    prompt = workload.prompt_tokens
+    common = {"burstiness_cv": workload.planning_burstiness_cv}
+    with_cache = max_rate_analytic(
+        screened.step, prompt, workload.output_tokens, workload.slo, prefix=prefix, **common
+    )
+    without = max_rate_analytic(screened.step, prompt, workload.output_tokens, workload.slo, **common)
+    return {
+        "shared_prefix_tokens": prefix.shared_prefix_tokens,
+        "multi_turn_reuse_fraction": prefix.multi_turn_reuse_fraction,
+        "cached_share_of_prompt_tokens": round(float(prefix.cached_tokens(prompt.mean)) / prompt.mean, 4),
+        "capacity_with_cache_requests_per_s": round(with_cache.max_rate_per_s, 4),
+        "capacity_without_cache_requests_per_s": round(without.max_rate_per_s, 4),
+        "method": "mean-field estimate with and without the cache, same deployment",
     }
 
 

@@ -49,8 +49,9 @@ def screen(
         if not step.memory.fits:
             rejected.append(Rejection.of(dep, "does_not_fit", step.memory.reason))
             continue
-        output = workload.output_tokens.mean
-        ceiling = offline_tokens_per_s(step, workload.prompt_tokens.mean, output) / output
+        output, prompt = workload.output_tokens.mean, workload.prompt_tokens.mean
+        cached = float(workload.prefix.cached_tokens(prompt))
+        ceiling = offline_tokens_per_s(step, prompt, output, cached) / output
         survivors.append(
             Screened(candidate, step, efficiency, levels, calibration.band(levels, THROUGHPUT), ceiling)
         )

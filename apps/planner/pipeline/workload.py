@@ -4,12 +4,13 @@ the token volume it implies. Pure; no Django.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from apps.planner.perf.batching import LengthStats
+from apps.planner.perf.batching import NO_PREFIX, LengthStats, PrefixCache
 from workers.engines import ENGINE_NAMES
 
 HOURS_PER_DAY = 24
@@ -47,6 +48,31 @@ class WorkloadSpec:
     ops_hourly_usd: float = 100.0
     scheduled_scaling: bool = True  # False: one fixed fleet sized for the peak hour
     cold_start_s: float | None = None  # None: derived from weight bytes
+    # From a request log: arrival burstiness per hour (coefficient of variation of the gaps; 1 is Poisson), and
+    # the curves of weekdays (Mon-Fri UTC) and weekends when they differ.
+    burstiness_cv: tuple[float, ...] = (1.0,) * HOURS_PER_DAY
+    weekday_hourly_requests_per_s: tuple[float, ...] | None = None
+    weekend_hourly_requests_per_s: tuple[float, ...] | None = None
+    prefix: PrefixCache = NO_PREFIX
+
+    @property
+    def planning_burstiness_cv(self) -> float:
+        """The burstiest hour that has traffic: capacity is sized for it (per-replica arrivals keep the
+        aggregate's burstiness, a conservative reading of how a load balancer splits a bursty stream)."""
+        busy = [
+            cv for cv, rate in zip(self.burstiness_cv, self.hourly_requests_per_s, strict=True) if rate > 0
+        ]
+        return max(busy or [1.0])
+
+    @property
+    def day_curves(self) -> tuple[tuple[str, tuple[float, ...], float], ...]:
+        """(name, hourly rates, share of the week's days): one curve, or weekdays and weekends apart."""
+        if self.weekday_hourly_requests_per_s and self.weekend_hourly_requests_per_s:
+            return (
+                ("weekday", self.weekday_hourly_requests_per_s, 5.0 / 7.0),
+                ("weekend", self.weekend_hourly_requests_per_s, 2.0 / 7.0),
+            )
+        return (("every day", self.hourly_requests_per_s, 1.0),)
 
 
 class WorkloadError(ValueError):
@@ -65,17 +91,37 @@ def _number(d: Mapping[str, Any], key: str, where: str) -> float:
 def _lengths(d: Any, where: str) -> LengthStats:
     if not isinstance(d, Mapping):
         raise WorkloadError(f"{where} must be an object with mean, p50, p95, max")
+    histogram = d.get("histogram") or {}
+    if not isinstance(histogram, Mapping):
+        raise WorkloadError(f"{where}.histogram must be an object with edges and counts")
+    edges = _numbers(histogram.get("edges"), f"{where}.histogram.edges") if histogram else ()
+    counts = _numbers(histogram.get("counts"), f"{where}.histogram.counts") if histogram else ()
+    if histogram and (len(edges) != len(counts) + 1 or any(b <= a for a, b in itertools.pairwise(edges))):
+        raise WorkloadError(f"{where}.histogram needs increasing edges, one more than counts")
     try:
         return LengthStats(
             mean=_number(d, "mean", where),
             p50=_number(d, "p50", where),
             p95=_number(d, "p95", where),
             max=int(_number(d, "max", where)),
+            histogram_edges=tuple(edges),
+            histogram_counts=tuple(int(c) for c in counts),
         )
     except WorkloadError:
         raise
     except ValueError as exc:
         raise WorkloadError(f"{where}: {exc}") from exc
+
+
+def _numbers(value: Any, where: str, *, length: int | None = None) -> tuple[float, ...]:
+    if not isinstance(value, list | tuple) or (length is not None and len(value) != length):
+        raise WorkloadError(f"{where} must be a list of {length or 'some'} numbers")
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, int | float) or not 0 <= item < math.inf:
+            raise WorkloadError(f"{where}[{i}] must be a non-negative number")
+        out.append(float(item))
+    return tuple(out)
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -135,6 +181,31 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
         raise WorkloadError("headroom must be >= 0")
     cold_start = d.get("cold_start_s")
     scheduled = d.get("scheduled_scaling")
+    cv = traffic.get("burstiness_cv", 1.0)
+    burstiness = (
+        _numbers(cv, "traffic.burstiness_cv", length=HOURS_PER_DAY)
+        if isinstance(cv, list | tuple)
+        else _numbers([cv], "traffic.burstiness_cv") * HOURS_PER_DAY
+    )
+    weekday, weekend = (
+        traffic.get("weekday_hourly_requests_per_s"),
+        traffic.get("weekend_hourly_requests_per_s"),
+    )
+    if (weekday is None) != (weekend is None):
+        raise WorkloadError(
+            "traffic: give both weekday_hourly_requests_per_s and weekend_hourly_requests_per_s, or neither"
+        )
+    prefix_doc = d.get("prefix") or {}
+    if not isinstance(prefix_doc, Mapping):
+        raise WorkloadError(
+            "prefix must be an object with shared_prefix_tokens and multi_turn_reuse_fraction"
+        )
+    shared = _optional(prefix_doc, "shared_prefix_tokens", 0, "prefix")
+    reuse = _optional(prefix_doc, "multi_turn_reuse_fraction", 0.0, "prefix")
+    if shared < 0 or not 0 <= reuse <= 1:
+        raise WorkloadError(
+            "prefix.shared_prefix_tokens must be >= 0 and multi_turn_reuse_fraction within 0..1"
+        )
     return WorkloadSpec(
         name=str(d.get("name") or "workload"),
         model=str(d["model"]),
@@ -149,6 +220,14 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
         ops_hourly_usd=_optional(d, "ops_hourly_usd", 100.0, "workload"),
         scheduled_scaling=True if scheduled is None else bool(scheduled),
         cold_start_s=None if cold_start is None else _number(d, "cold_start_s", "workload"),
+        burstiness_cv=burstiness,
+        weekday_hourly_requests_per_s=None
+        if weekday is None
+        else _numbers(weekday, "traffic.weekday_hourly_requests_per_s", length=HOURS_PER_DAY),
+        weekend_hourly_requests_per_s=None
+        if weekend is None
+        else _numbers(weekend, "traffic.weekend_hourly_requests_per_s", length=HOURS_PER_DAY),
+        prefix=PrefixCache(int(shared), reuse),
     )
 
 
@@ -162,9 +241,10 @@ def workload_spec_to_dict(workload: WorkloadSpec) -> dict[str, Any]:
     return {
         "name": workload.name,
         "model": workload.model,
-        "traffic": {"hourly_requests_per_s": list(workload.hourly_requests_per_s)},
-        "prompt_tokens": asdict(workload.prompt_tokens),
-        "output_tokens": asdict(workload.output_tokens),
+        "traffic": _traffic_dict(workload),
+        "prompt_tokens": _lengths_dict(workload.prompt_tokens),
+        "output_tokens": _lengths_dict(workload.output_tokens),
+        "prefix": asdict(workload.prefix),
         "slo": asdict(workload.slo),
         "quality": {"allowed_quantizations": list(workload.allowed_quantizations)},
         "constraints": {
@@ -183,6 +263,24 @@ def workload_spec_to_dict(workload: WorkloadSpec) -> dict[str, Any]:
     }
 
 
+def _traffic_dict(workload: WorkloadSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "hourly_requests_per_s": list(workload.hourly_requests_per_s),
+        "burstiness_cv": list(workload.burstiness_cv),
+    }
+    if workload.weekday_hourly_requests_per_s and workload.weekend_hourly_requests_per_s:
+        out["weekday_hourly_requests_per_s"] = list(workload.weekday_hourly_requests_per_s)
+        out["weekend_hourly_requests_per_s"] = list(workload.weekend_hourly_requests_per_s)
+    return out
+
+
+def _lengths_dict(stats: LengthStats) -> dict[str, Any]:
+    out: dict[str, Any] = {"mean": stats.mean, "p50": stats.p50, "p95": stats.p95, "max": stats.max}
+    if stats.has_histogram:
+        out["histogram"] = {"edges": list(stats.histogram_edges), "counts": list(stats.histogram_counts)}
+    return out
+
+
 @dataclass(frozen=True)
 class TokenVolume:
     input_tokens_per_month: float
@@ -194,6 +292,8 @@ class TokenVolume:
 
 
 def monthly_tokens(workload: WorkloadSpec) -> TokenVolume:
-    requests_per_day = sum(rate * 3600.0 for rate in workload.hourly_requests_per_s)
+    requests_per_day = sum(
+        share * sum(rate * 3600.0 for rate in rates) for _, rates, share in workload.day_curves
+    )
     per_month = requests_per_day * DAYS_PER_MONTH
     return TokenVolume(per_month * workload.prompt_tokens.mean, per_month * workload.output_tokens.mean)
