@@ -329,6 +329,16 @@ class ConstraintsIn(StrictSerializer):
         return value
 
 
+class CostingIn(StrictSerializer):
+    """Overrides of the ownership cost defaults a plan uses to price buying the servers (each default, with its
+    source, is in apps/catalog/data/onprem_costs.csv)."""
+
+    amortisation_years = StrictNumberField(min_value=0.5, max_value=20, required=False)
+    pue = StrictNumberField(min_value=1.0, max_value=3.0, required=False)
+    usd_per_kwh = StrictNumberField(min_value=0.001, max_value=5.0, required=False)
+    colocation_usd_per_kw_month = StrictNumberField(min_value=0, max_value=10_000, required=False)
+
+
 class WorkloadIn(StrictSerializer):
     name = StrictStringField(max_length=100)
     model = StrictStringField(max_length=80)
@@ -339,6 +349,7 @@ class WorkloadIn(StrictSerializer):
     quality = QualityIn()
     constraints = ConstraintsIn(required=False)
     prefix = PrefixIn(required=False)
+    costing = CostingIn(required=False)
     # Planning options beside DESIGN.md's keys: spare capacity per hour, operations cost, fleet shape.
     headroom = StrictNumberField(min_value=0, max_value=2, default=0.2)
     ops_hours_per_month = StrictNumberField(min_value=0, max_value=744, default=10)
@@ -395,8 +406,8 @@ class WorkloadOut(serializers.ModelSerializer[Workload]):
         model = Workload
         fields = [
             "id", "url", "team", "name", "model", "traffic", "prompt_tokens", "output_tokens", "slo", "quality",
-            "constraints", "prefix", "headroom", "ops_hours_per_month", "ops_hourly_usd", "scheduled_scaling",
-            "import_summary", "created_at", "updated_at",
+            "constraints", "prefix", "costing", "headroom", "ops_hours_per_month", "ops_hourly_usd",
+            "scheduled_scaling", "import_summary", "created_at", "updated_at",
         ]  # fmt: skip
 
     headroom = serializers.FloatField(source="planning_options.headroom", read_only=True)
@@ -406,8 +417,14 @@ class WorkloadOut(serializers.ModelSerializer[Workload]):
     ops_hourly_usd = serializers.FloatField(source="planning_options.ops_hourly_usd", read_only=True)
     scheduled_scaling = serializers.BooleanField(source="planning_options.scheduled_scaling", read_only=True)
 
+    costing = serializers.SerializerMethodField()
+
     def get_traffic(self, obj: Workload) -> dict[str, Any]:
         return obj.traffic
+
+    def get_costing(self, obj: Workload) -> dict[str, float]:
+        costing: dict[str, float] = obj.options.get("costing") or {}
+        return costing
 
     def get_slo(self, obj: Workload) -> dict[str, float]:
         return {"ttft_p95_ms": obj.ttft_p95_ms, "itl_p95_ms": obj.itl_p95_ms}

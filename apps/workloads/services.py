@@ -25,7 +25,7 @@ def ensure_can_write(*, user: AnyUser, team: Team) -> None:
         raise PermissionDenied("Viewers cannot change anything in this team.")
 
 
-OPTION_KEYS = ("headroom", "ops_hours_per_month", "ops_hourly_usd", "scheduled_scaling")
+OPTION_KEYS = ("headroom", "ops_hours_per_month", "ops_hourly_usd", "scheduled_scaling", "costing")
 
 
 def _fields_from_document(document: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _fields_from_document(document: dict[str, Any]) -> dict[str, Any]:
         "itl_p95_ms": document["slo"]["itl_p95_ms"],
         "allowed_quantizations": list(document["quality"]["allowed_quantizations"]),
         "constraints": dict(document["constraints"]),
-        "options": {key: document[key] for key in OPTION_KEYS},
+        "options": {key: document[key] for key in OPTION_KEYS if key in document},
     }
 
 

@@ -173,10 +173,13 @@ def model_family(model: ModelSpec) -> tuple[str, str]:
 
 
 def api_matches(api: ApiPriceSpec, model: ModelSpec) -> tuple[bool, bool]:
-    """(same model family, same size) judged from the API's model name."""
+    """(same model family, same model): exact when the price row names the catalog model it serves; judged
+    from the API's model name otherwise (family and parameter count)."""
     family, size = model_family(model)
     name = api.model.lower().replace("-", " ")
     same_family = bool(family) and family in name
+    if api.model_slug:
+        return same_family or api.model_slug == model.slug, api.model_slug == model.slug
     same_size = same_family and bool(size) and re.search(rf"(?<![\d.]){re.escape(size)}\b", name) is not None
     return same_family, same_size
 

@@ -35,6 +35,7 @@ from apps.planner.pipeline.cost import (
     cheapest_monthly_usd,
     cost_family,
 )
+from apps.planner.pipeline.payment import ways_to_pay
 from apps.planner.pipeline.rank import mark_pareto, option, order, tie_groups
 from apps.planner.pipeline.screen import Screened, screen
 from apps.planner.pipeline.workload import (
@@ -179,6 +180,7 @@ def plan(
     volume = monthly_tokens(workload)
     options: list[dict[str, Any]] = []
     first = groups[0][0] if groups else None
+    ordered: list[Costed] = []
     for group in groups:
         standing = len(options) + 1
         positions = list(range(standing, standing + len(group)))
@@ -186,10 +188,15 @@ def plan(
             assert first is not None
             tied = [p for p in positions if p != position]
             options.append(option(position, standing, tied, costed, workload, volume, requests, first, cal))
+            ordered.append(costed)
     mark_pareto(options)
     _compare_layouts(options, refined, rejected)
 
     api_rows = api_alternatives(catalog, found.model, volume)
+    same_model = [r["monthly_cost_usd"] for r in api_rows if r["same_model_size"]]
+    api_monthly = min(same_model) if same_model else None
+    for o, costed in zip(options, ordered, strict=True):
+        o["payment"] = ways_to_pay(costed, workload, volume, api_monthly)
     counts: dict[str, int] = {}
     for r in rejected:
         counts[r.reason_code] = counts.get(r.reason_code, 0) + 1

@@ -54,6 +54,9 @@ class WorkloadSpec:
     weekday_hourly_requests_per_s: tuple[float, ...] | None = None
     weekend_hourly_requests_per_s: tuple[float, ...] | None = None
     prefix: PrefixCache = NO_PREFIX
+    # Overrides of the ownership cost defaults (amortisation_years, pue, usd_per_kwh,
+    # colocation_usd_per_kw_month); see apps/planner/pipeline/payment.py.
+    costing: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def planning_burstiness_cv(self) -> float:
@@ -73,6 +76,9 @@ class WorkloadSpec:
                 ("weekend", self.weekend_hourly_requests_per_s, 2.0 / 7.0),
             )
         return (("every day", self.hourly_requests_per_s, 1.0),)
+
+
+COSTING_KEYS = ("amortisation_years", "pue", "usd_per_kwh", "colocation_usd_per_kw_month")
 
 
 class WorkloadError(ValueError):
@@ -206,6 +212,16 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
         raise WorkloadError(
             "prefix.shared_prefix_tokens must be >= 0 and multi_turn_reuse_fraction within 0..1"
         )
+    costing_doc = d.get("costing") or {}
+    if not isinstance(costing_doc, Mapping):
+        raise WorkloadError("costing must be an object")
+    costing = {}
+    for key in COSTING_KEYS:
+        if costing_doc.get(key) is not None:
+            value = _number(costing_doc, key, "costing")
+            if value <= 0:
+                raise WorkloadError(f"costing.{key} must be positive")
+            costing[key] = value
     return WorkloadSpec(
         name=str(d.get("name") or "workload"),
         model=str(d["model"]),
@@ -228,6 +244,7 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
         if weekend is None
         else _numbers(weekend, "traffic.weekend_hourly_requests_per_s", length=HOURS_PER_DAY),
         prefix=PrefixCache(int(shared), reuse),
+        costing=costing,
     )
 
 
@@ -245,6 +262,7 @@ def workload_spec_to_dict(workload: WorkloadSpec) -> dict[str, Any]:
         "prompt_tokens": _lengths_dict(workload.prompt_tokens),
         "output_tokens": _lengths_dict(workload.output_tokens),
         "prefix": asdict(workload.prefix),
+        "costing": dict(workload.costing),
         "slo": asdict(workload.slo),
         "quality": {"allowed_quantizations": list(workload.allowed_quantizations)},
         "constraints": {
