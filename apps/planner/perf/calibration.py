@@ -22,7 +22,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -430,9 +430,13 @@ class Calibration:
     cv: dict[str, Any] = field(default_factory=dict)  # summary of the cross-validation
     points: tuple[MeasuredPoint, ...] = ()  # this project's measurements (the team's and shared ones)
     fingerprint: str = ""
+    _efficiencies: dict[Levels, Efficiency] = field(default_factory=dict, repr=False, compare=False)
 
     def efficiency(self, levels: Levels) -> Efficiency:
-        return self.model.efficiency(levels)
+        cached = self._efficiencies.get(levels)
+        if cached is None:
+            cached = self._efficiencies[levels] = self.model.efficiency(levels)
+        return cached
 
     def band(self, levels: Levels, kind: str = THROUGHPUT) -> Band:
         return band_for(self.bands, levels, kind)
@@ -607,7 +611,7 @@ def _with_measurements(catalog: CatalogSnapshot, points: tuple[MeasuredPoint, ..
         return base
     own, _, _ = resolve_all(measured_rows(points), catalog)
     if not own:
-        return Calibration(**{**base.__dict__, "points": points})
+        return replace(base, points=points, _efficiencies={})
     published, _, _ = resolve_all(read_corpus(), catalog)
     design = build_design([*published, *own])
     theta = fit(design, start=theta_from_model(base.model, design), max_iterations=6)

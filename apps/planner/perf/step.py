@@ -21,6 +21,7 @@ simulation, one step at a time) and on NumPy arrays (the calibration, every corp
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -194,6 +195,63 @@ class StepModel:
         seqs = n_decode + (n_prefill > 0) * n_prefill_seqs
         busy = n_tokens > 0
         return busy * (self.overhead_s + self.seq_overhead_s * seqs + self.pp * stage)  # type: ignore[no-any-return]
+
+    def scalar_step(self) -> Callable[[float, float, float, float], float]:
+        """step_s for one deployment on Python floats, with every per-deployment constant folded in: the
+        batching simulation calls it once per event (tens of thousands of times per plan). Same formula as
+        step_s (a test holds them equal)."""
+        pp, dp = float(self.pp), float(self.dp)
+        dense_bytes = float(self.dense_weight_bytes)
+        expert_bytes = float(self.expert_weight_bytes * self.local_experts)
+        experts = float(self.num_experts + (self.num_experts == 0))
+        keep = 1.0 - float(self.experts_per_token) / experts
+        inv_bw = 1.0 / float(self.peak_bandwidth_bytes_per_s * self.mbu)
+        dense_flops = float(self.dense_flops_per_token) / dp
+        expert_flops = float(self.expert_flops_per_token)
+        inv_flops = 1.0 / float(self.peak_flops_per_s * self.mfu)
+        link = 1.0 / float(self.link_bytes_per_s * self.link_efficiency)
+        comm_fixed = float(
+            self.allreduces_per_stage * self.link_latency_s * self.allreduce_hops
+            + self.alltoalls_per_stage * self.link_latency_s * self.alltoall_hops
+        )
+        comm_per_gpu_token = float(
+            (
+                self.allreduces_per_stage * self.allreduce_bytes_per_token
+                + self.alltoalls_per_stage * self.alltoall_bytes_per_token
+            )
+            * link
+        )
+        per_gpu = pp * dp
+        kv_read = (
+            float(self.kv_bytes_per_token_gpu / (self.peak_bandwidth_bytes_per_s * self.attention_mbu))
+            / per_gpu
+        )
+        attn_math = float(self.attn_flops_per_pair / (self.peak_attn_flops_per_s * self.mfu)) / per_gpu
+        overhead, per_seq = float(self.overhead_s), float(self.seq_overhead_s)
+
+        def step(
+            n_decode: float, decode_context_tokens: float, n_prefill: float, prefill_attn_pairs: float
+        ) -> float:
+            n_tokens = n_decode + n_prefill
+            if n_tokens <= 0:
+                return 0.0
+            stage_tokens = n_tokens / pp
+            untouched = keep ** (stage_tokens if stage_tokens >= 1 else stage_tokens + 1.0)
+            memory_s = (dense_bytes + expert_bytes * (1.0 - untouched)) * inv_bw
+            compute_s = (dense_flops * stage_tokens + expert_flops * stage_tokens) * inv_flops
+            read_s = decode_context_tokens * kv_read
+            math_s = decode_context_tokens * attn_math
+            stage = (
+                (memory_s * memory_s + compute_s * compute_s) ** 0.5
+                + (read_s * read_s + math_s * math_s) ** 0.5
+                + prefill_attn_pairs * attn_math
+                + comm_fixed
+                + comm_per_gpu_token * stage_tokens / dp
+            )
+            seqs = n_decode + (1.0 if n_prefill > 0 else 0.0)
+            return overhead + per_seq * seqs + pp * stage
+
+        return step
 
     def sequences_at(self, mean_context_tokens: float) -> int:
         """Sequences admitted when each holds mean_context_tokens of KV (capped by the batch limit)."""

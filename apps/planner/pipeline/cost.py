@@ -85,18 +85,20 @@ def cold_start_s(dep: Deployment, workload: WorkloadSpec) -> float:
     return workload.cold_start_s if workload.cold_start_s is not None else load_time_s(dep)
 
 
-def fleets(
-    dep: Deployment, offers: Sequence[PricedOffer], rate_per_replica: float, workload: WorkloadSpec
-) -> list[Fleet]:
-    """Every offer's fleet for this capacity per replica, cheapest first.
+@dataclass(frozen=True)
+class _Schedule:
+    """The replicas a capacity per replica needs, hour by hour, for each day curve."""
 
-    With weekday and weekend curves the fleet follows each on its days; `replicas_by_hour` is then the weekday
-    schedule and `replicas_by_hour_weekend` the other.
-    """
+    by_curve: dict[str, list[int]]
+    fixed: int
+    prescale: bool
+
+
+def _schedule(dep: Deployment, rate_per_replica: float, workload: WorkloadSpec) -> _Schedule:
     c = workload.constraints
     prescale = workload.scheduled_scaling and cold_start_s(dep, workload) > COLD_START_PRESCALE_S
     curves = workload.day_curves
-    schedules = {
+    by_curve = {
         name: hourly_replicas(rates, rate_per_replica, workload.headroom, c.min_replicas, prescale=prescale)
         for name, rates, _ in curves
     }
@@ -104,48 +106,79 @@ def fleets(
         max(hourly_replicas(rates, rate_per_replica, workload.headroom, c.min_replicas, prescale=False))
         for _, rates, _ in curves
     )
+    return _Schedule(by_curve, fixed, prescale)
+
+
+def _offer_costs(
+    dep: Deployment, offers: Sequence[PricedOffer], schedule: _Schedule, workload: WorkloadSpec
+) -> list[tuple[float, float, float, int, int, PricedOffer]]:
+    """(monthly, fixed-fleet monthly, scheduled monthly, replicas per instance, instances per replica, offer)."""
     ops = workload.ops_hours_per_month * workload.ops_hourly_usd
-    out = []
+    curves = workload.day_curves
     # Instance-hours per day depend only on how many replicas one instance holds; offers share them.
     hours: dict[tuple[int, int], tuple[float, int]] = {}
+    out = []
     for priced in offers:
         spans = instances_per_replica(dep, priced.offer)
         per_instance = max(1, priced.offer.gpu_count // dep.gpus) if spans == 1 else 1
-        if (per_instance, spans) not in hours:
-            hours[per_instance, spans] = (
+        key = (per_instance, spans)
+        if key not in hours:
+            hours[key] = (
                 sum(
-                    share * fleet_instance_hours_per_day(schedules[name], per_instance, spans)
+                    share * fleet_instance_hours_per_day(schedule.by_curve[name], per_instance, spans)
                     for name, _, share in curves
                 ),
-                fleet_instance_hours_per_day([fixed] * HOURS_PER_DAY, per_instance, spans),
+                fleet_instance_hours_per_day([schedule.fixed] * HOURS_PER_DAY, per_instance, spans),
             )
-        scheduled_hours, fixed_hours = hours[per_instance, spans]
+        scheduled_hours, fixed_hours = hours[key]
         scheduled_usd = scheduled_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
         fixed_usd = fixed_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
-        first = schedules[curves[0][0]]
-        weekend = schedules.get("weekend")
-        out.append(
-            Fleet(
-                offer=priced,
-                replicas_by_hour=tuple(first if workload.scheduled_scaling else [fixed] * HOURS_PER_DAY),
-                fixed_replicas=fixed,
-                monthly_usd=scheduled_usd if workload.scheduled_scaling else fixed_usd,
-                fixed_monthly_usd=fixed_usd,
-                scheduled_monthly_usd=scheduled_usd,
-                prescale=prescale,
-                replicas_per_instance=per_instance,
-                instances_per_replica=spans,
-                replicas_by_hour_weekend=tuple(weekend) if weekend and workload.scheduled_scaling else None,
-            )
-        )
-    out.sort(key=lambda f: (f.monthly_usd, f.offer.offer.provider, f.offer.offer.instance_type))
+        monthly = scheduled_usd if workload.scheduled_scaling else fixed_usd
+        out.append((monthly, fixed_usd, scheduled_usd, per_instance, spans, priced))
     return out
+
+
+def fleets(
+    dep: Deployment,
+    offers: Sequence[PricedOffer],
+    rate_per_replica: float,
+    workload: WorkloadSpec,
+    *,
+    limit: int | None = None,
+) -> list[Fleet]:
+    """The offers' fleets for this capacity per replica, cheapest first (the first `limit` of them).
+
+    With weekday and weekend curves the fleet follows each on its days; `replicas_by_hour` is then the weekday
+    schedule and `replicas_by_hour_weekend` the other.
+    """
+    schedule = _schedule(dep, rate_per_replica, workload)
+    costs = _offer_costs(dep, offers, schedule, workload)
+    costs.sort(key=lambda c: (c[0], c[5].offer.provider, c[5].offer.instance_type))
+    first = schedule.by_curve[workload.day_curves[0][0]]
+    weekend = schedule.by_curve.get("weekend")
+    scheduled = workload.scheduled_scaling
+    return [
+        Fleet(
+            offer=priced,
+            replicas_by_hour=tuple(first if scheduled else [schedule.fixed] * HOURS_PER_DAY),
+            fixed_replicas=schedule.fixed,
+            monthly_usd=monthly,
+            fixed_monthly_usd=fixed_usd,
+            scheduled_monthly_usd=scheduled_usd,
+            prescale=schedule.prescale,
+            replicas_per_instance=per_instance,
+            instances_per_replica=spans,
+            replicas_by_hour_weekend=tuple(weekend) if weekend and scheduled else None,
+        )
+        for monthly, fixed_usd, scheduled_usd, per_instance, spans, priced in costs[:limit]
+    ]
 
 
 def cheapest_monthly_usd(
     dep: Deployment, offers: Sequence[PricedOffer], rate_per_replica: float, workload: WorkloadSpec
 ) -> float:
-    return fleets(dep, offers, rate_per_replica, workload)[0].monthly_usd
+    schedule = _schedule(dep, rate_per_replica, workload)
+    return min(cost[0] for cost in _offer_costs(dep, offers, schedule, workload))
 
 
 def api_monthly_cost_usd(api: ApiPriceSpec, volume: TokenVolume) -> float:
@@ -289,7 +322,7 @@ def cost_family(sized: Sized, workload: WorkloadSpec) -> Costed:
     dep, offers = sized.screened.dep, sized.screened.candidate.offers
     return Costed(
         sized=sized,
-        fleets=tuple(fleets(dep, offers, sized.planned_rate_per_s, workload)),
+        fleets=tuple(fleets(dep, offers, sized.planned_rate_per_s, workload, limit=4)),
         point_monthly_usd=cheapest_monthly_usd(dep, offers, sized.capacity.max_rate_per_s, workload),
         pessimistic_monthly_usd=cheapest_monthly_usd(dep, offers, sized.pessimistic_rate_per_s, workload),
     )

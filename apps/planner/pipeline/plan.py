@@ -35,6 +35,7 @@ from apps.planner.pipeline.cost import (
     cheapest_monthly_usd,
     cost_family,
 )
+from apps.planner.pipeline.mixed import MixedFleet, mixed_fleets
 from apps.planner.pipeline.payment import ways_to_pay
 from apps.planner.pipeline.rank import mark_pareto, option, order, tie_groups
 from apps.planner.pipeline.screen import Screened, screen
@@ -115,6 +116,19 @@ def _compare_layouts(options: list[dict[str, Any]], refined: list[Costed], rejec
             o["why"] += f" Plain {plain} was left out: {reasons[key]}."
 
 
+def _recommended(options: list[dict[str, Any]], mixes: list[MixedFleet]) -> dict[str, Any] | None:
+    """The cheapest way found: the first option, or a mixed fleet that costs less."""
+    if mixes and (not options or mixes[0].monthly_usd < options[0]["monthly_cost_usd"]):
+        return {"kind": "mixed", "mixed_fleet": 0, "monthly_cost_usd": round(mixes[0].monthly_usd, 2)}
+    if options:
+        return {
+            "kind": "option",
+            "rank": options[0]["rank"],
+            "monthly_cost_usd": options[0]["monthly_cost_usd"],
+        }
+    return None
+
+
 def plan(
     workload: WorkloadSpec,
     catalog: CatalogSnapshot,
@@ -192,6 +206,7 @@ def plan(
     mark_pareto(options)
     _compare_layouts(options, refined, rejected)
 
+    mixes = mixed_fleets(ordered, workload)
     api_rows = api_alternatives(catalog, found.model, volume)
     same_model = [r["monthly_cost_usd"] for r in api_rows if r["same_model_size"]]
     api_monthly = min(same_model) if same_model else None
@@ -204,6 +219,8 @@ def plan(
         "workload": workload_spec_to_dict(workload),
         "catalog_version": catalog.version,
         "options": options,
+        "mixed_fleets": [m.to_dict() for m in mixes],
+        "recommended": _recommended(options, mixes),
         "api_alternatives": api_rows,
         "break_even": break_even(options, api_rows, volume, workload),
         "pareto": [

@@ -385,3 +385,40 @@ def test_step_time_on_arrays_matches_the_scalar_one(catalog: CatalogSnapshot, mo
 
     scalar = [perf.step_s(24, 24 * 900.0, float(c), p) for c, p in zip(chunks, pairs, strict=True)]
     assert vector == pytest.approx(scalar)
+
+
+@FAST
+@given(
+    layout=st.sampled_from(
+        [
+            ("llama-3.1-8b", {}),
+            ("mixtral-8x7b", {"tp": 2}),
+            ("deepseek-r1", {"tp": 1, "dp": 8, "ep": 8}),
+            ("llama-3.1-70b", {"tp": 4, "pp": 2}),
+            ("qwen3-30b-a3b", {"tp": 2, "ep": 2}),
+        ]  # fmt: skip
+    ),
+    n_decode=st.integers(0, 512),
+    context=st.floats(0, 1e6),
+    n_prefill=st.integers(0, 8192),
+    pairs=st.floats(0, 1e8),
+)
+def test_the_simulations_scalar_step_time_is_step_s(
+    catalog: CatalogSnapshot,
+    layout: tuple[str, dict[str, int]],
+    n_decode: int,
+    context: float,
+    n_prefill: int,
+    pairs: float,
+) -> None:
+    model, parallel = layout
+    dep = Deployment(
+        catalog.model(model), catalog.gpu("h200"), catalog.quantization("fp8"), "sglang", **parallel
+    )
+    step = build_step_model(dep, EFF, context_tokens=4096)
+
+    fast = step.scalar_step()
+
+    assert fast(n_decode, context, n_prefill, pairs) == pytest.approx(
+        float(step.step_s(n_decode, context, n_prefill, pairs)), rel=1e-9, abs=1e-15
+    )

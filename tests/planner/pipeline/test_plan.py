@@ -236,11 +236,13 @@ def test_break_even_arithmetic(tiny: CatalogSnapshot, calibration: Calibration) 
     assert be["cheaper_at_this_volume"] == ("self-hosted" if self_hosted < 1839.6 else "api")
 
 
-def test_api_rows_are_flagged_by_model_family(catalog: CatalogSnapshot) -> None:
-    seventy = catalog.model("llama-3.1-70b")
+def test_api_rows_are_flagged_by_the_catalog_model_they_serve(catalog: CatalogSnapshot) -> None:
+    seventy = catalog.model("llama-3.3-70b")
     rows = {api.model: api_matches(api, seventy) for api in catalog.api_prices}
 
     assert rows["Llama 3.3 70B Instruct Turbo"] == (True, True)
+    # Same family and size, but another release: not the same model (issue #14: "same model: yes" was wrong).
+    assert rows["Meta-Llama-3.1-70B-Instruct-Turbo (FP8)"] == (True, False)
     assert rows["Meta-Llama-3.1-8B-Instruct"] == (True, False)
     assert rows["GPT-4o"] == (False, False)
 
