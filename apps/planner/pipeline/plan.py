@@ -39,6 +39,7 @@ from apps.planner.pipeline.mixed import MixedFleet, mixed_fleets
 from apps.planner.pipeline.payment import ways_to_pay
 from apps.planner.pipeline.rank import mark_pareto, option, order, tie_groups
 from apps.planner.pipeline.screen import Screened, screen
+from apps.planner.pipeline.sensitivity import sensitivity
 from apps.planner.pipeline.workload import (
     DAYS_PER_MONTH,
     HOURS_PER_DAY,
@@ -207,6 +208,7 @@ def plan(
     _compare_layouts(options, refined, rejected)
 
     mixes = mixed_fleets(ordered, workload)
+    what_if = sensitivity(ordered, workload, cal)
     api_rows = api_alternatives(catalog, found.model, volume)
     same_model = [r["monthly_cost_usd"] for r in api_rows if r["same_model_size"]]
     api_monthly = min(same_model) if same_model else None
@@ -220,6 +222,7 @@ def plan(
         "catalog_version": catalog.version,
         "options": options,
         "mixed_fleets": [m.to_dict() for m in mixes],
+        "sensitivity": what_if,
         "recommended": _recommended(options, mixes),
         "api_alternatives": api_rows,
         "break_even": break_even(options, api_rows, volume, workload),
