@@ -210,6 +210,8 @@ def test_calibration_corpus_gpus_are_loaded_with_their_specs(db: None) -> None:
         1000,
         True,
     )
+    # 7 Infinity Fabric links of 153.6 GB/s on both parts of the MI350 series
+    assert mi350x.interconnect_gbps == mi355x.interconnect_gbps == 1075
     # same silicon at 2.2 instead of 2.4 GHz
     assert mi350x.bf16_tflops == pytest.approx((mi355x.bf16_tflops or 0) * 2.2 / 2.4, rel=0.001)
     assert all(gpus[s].source for s in ("gh200", "a100-80gb-pcie", "rtx-a6000", "mi350x"))
