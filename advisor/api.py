@@ -44,7 +44,7 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
-        exc = BodyTooLarge(length=-1, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        exc = _data_too_big(context)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -62,6 +62,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = str(getattr(exc, "detail", exc))
     response.data = {"status": response.status_code, "detail": detail, "errors": errors}
     return response
+
+
+def _data_too_big(context: dict[str, Any]) -> BodyTooLarge:
+    """Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE (for multipart: its fields other than files)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    request = context.get("request")
+    meta = request.META if request is not None else {}
+    if str(meta.get("CONTENT_TYPE", "")).startswith("multipart/"):
+        return BodyTooLarge(
+            length=None, limit=limit, hint=". Files do not count: the form fields beside them are over it."
+        )
+    try:
+        length: int | None = int(meta.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        length = None
+    return BodyTooLarge(length=length, limit=limit)
 
 
 def validation_error(field: str, message: str, code: str = "invalid") -> exceptions.ValidationError:

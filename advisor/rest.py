@@ -34,7 +34,12 @@ class BoundedJSONParser(JSONParser):
 
 
 class BodyTooLarge(exceptions.ValidationError):
-    def __init__(self, *, length: int, limit: int) -> None:
-        super().__init__(
-            {"body": [f"Request body is {length} bytes; the limit is {limit} bytes."]}, code="too_large"
-        )
+    def __init__(self, *, length: int | None, limit: int, field: str = "body", hint: str = "") -> None:
+        size = f"Request body is {length} bytes" if length is not None else "Request body is too large"
+        super().__init__({field: [f"{size}; the limit is {limit} bytes{hint or '.'}"]}, code="too_large")
+
+
+class UploadTooLargeError(BodyTooLarge):
+    """An upload over its cap: 413 Content Too Large, with the cap in the message."""
+
+    status_code = 413

@@ -167,6 +167,9 @@ STORAGES = {
 # A workload body is small JSON; anything near this size is a mistake and gets a 400 naming the body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Uploaded traffic CSVs and request logs are parsed as streams in constant memory; a body declaring more than
+# this is refused before a byte of it is read. Larger logs go through `manage.py import_workload --log`.
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
 
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG

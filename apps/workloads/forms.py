@@ -13,7 +13,7 @@ from advisor.api import flatten_errors
 from apps.accounts.models import Team
 from apps.catalog import selectors as catalog
 from apps.workloads.models import Workload
-from apps.workloads.serializers import validate_document
+from apps.workloads.serializers import LOG_IMPORT_DEFAULTS, validate_document
 from apps.workloads.traffic import TrafficImportError, curve_from_csv
 
 DISTRIBUTION_KEYS = ("mean", "p50", "p95", "max")
@@ -36,6 +36,8 @@ DOCUMENT_TO_FIELD = {
     "ops_hours_per_month": "ops_hours_per_month",
     "ops_hourly_usd": "ops_hourly_usd",
     "constraints.engines": "engines",
+    "prefix.shared_prefix_tokens": "shared_prefix_tokens",
+    "prefix.multi_turn_reuse_fraction": "multi_turn_reuse_pct",
     **{f"{dist}_tokens.{key}": f"{dist}_{key}" for dist in ("prompt", "output") for key in DISTRIBUTION_KEYS},
 }
 
@@ -46,6 +48,16 @@ def parse_rates(text: str) -> list[float]:
         return [float(part) for part in parts]
     except ValueError as exc:
         raise forms.ValidationError("Enter numbers separated by commas or spaces.") from exc
+
+
+def prefix_from(cleaned: dict[str, Any]) -> dict[str, Any]:
+    """The document's prefix object from the two optional fields; empty when neither is filled."""
+    prefix: dict[str, Any] = {}
+    if cleaned.get("shared_prefix_tokens") is not None:
+        prefix["shared_prefix_tokens"] = cleaned["shared_prefix_tokens"]
+    if cleaned.get("multi_turn_reuse_pct") is not None:
+        prefix["multi_turn_reuse_fraction"] = cleaned["multi_turn_reuse_pct"] / 100
+    return prefix
 
 
 def form_field_for(path: str) -> str | None:
@@ -102,6 +114,16 @@ class WorkloadForm(forms.Form):
     headroom_pct = forms.FloatField(initial=20, label="Headroom (%)")
     ops_hours_per_month = forms.FloatField(initial=10, label="Ops hours per month")
     ops_hourly_usd = forms.FloatField(initial=100, label="Ops hourly rate (USD)")
+    shared_prefix_tokens = forms.IntegerField(
+        required=False,
+        label="Shared prefix (tokens)",
+        help_text="Tokens every prompt starts with (system prompt, RAG template). Empty: none.",
+    )
+    multi_turn_reuse_pct = forms.FloatField(
+        required=False,
+        label="Multi-turn reuse (%)",
+        help_text="Of the rest of a prompt, the share an earlier turn of the conversation already sent.",
+    )
 
     def __init__(self, *args: Any, teams: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -131,7 +153,9 @@ class WorkloadForm(forms.Form):
             "team": workload.team_id,
             "name": document["name"],
             "model": document["model"],
-            "hourly_rates": ", ".join(f"{rate:g}" for rate in document["traffic"]["hourly_requests_per_s"]),
+            "hourly_rates": ", ".join(
+                f"{rate:.15g}" for rate in document["traffic"]["hourly_requests_per_s"]
+            ),
             "ttft_p95_ms": document["slo"]["ttft_p95_ms"],
             "itl_p95_ms": document["slo"]["itl_p95_ms"],
             "allowed_quantizations": document["quality"]["allowed_quantizations"],
@@ -148,6 +172,10 @@ class WorkloadForm(forms.Form):
         for dist in ("prompt", "output"):
             for key in DISTRIBUTION_KEYS:
                 initial[f"{dist}_{key}"] = document[f"{dist}_tokens"][key]
+        prefix = document.get("prefix") or {}
+        if prefix:
+            initial["shared_prefix_tokens"] = prefix.get("shared_prefix_tokens", 0)
+            initial["multi_turn_reuse_pct"] = round(prefix.get("multi_turn_reuse_fraction", 0) * 100, 2)
         return initial
 
     def clean_hourly_rates(self) -> list[float]:
@@ -158,8 +186,8 @@ class WorkloadForm(forms.Form):
         upload = cleaned.get("traffic_csv")
         if upload:
             try:
-                cleaned["hourly_rates"] = curve_from_csv(upload.read().decode("utf-8"))
-            except (TrafficImportError, UnicodeDecodeError) as exc:
+                cleaned["hourly_rates"] = curve_from_csv(upload)
+            except TrafficImportError as exc:
                 self.add_error("traffic_csv", str(exc))
                 return cleaned
             self.errors.pop("hourly_rates", None)
@@ -195,6 +223,9 @@ class WorkloadForm(forms.Form):
         document.update(pick(ops_hours_per_month="ops_hours_per_month", ops_hourly_usd="ops_hourly_usd"))
         if cleaned.get("headroom_pct") is not None:
             document["headroom"] = cleaned["headroom_pct"] / 100
+        prefix = prefix_from(cleaned)
+        if prefix:
+            document["prefix"] = prefix
         return document
 
     def add_document_errors(self, exc: serializers.ValidationError, skip: set[str] | None = None) -> None:
@@ -210,3 +241,63 @@ class WorkloadForm(forms.Form):
                 self.add_error(field, message)
             else:
                 self.add_error(None, f"{error['field']}: {message}")
+
+
+class LogImportForm(forms.Form):
+    """A request log to turn into a new workload. The team is in the page's URL, not here: the role is checked
+    before the upload is read (apps/workloads/uploads.py)."""
+
+    log_file = forms.FileField(
+        label="Request log",
+        help_text="CSV or JSON Lines with a timestamp and prompt and output token counts per request.",
+    )
+    log_format = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[
+            ("", "Detect from the file"),
+            ("azure", "Azure LLM inference trace (TIMESTAMP, ContextTokens, GeneratedTokens)"),
+            ("openai", "OpenAI usage records (created, usage.prompt_tokens, usage.completion_tokens)"),
+            ("litellm", "LiteLLM spend logs (startTime, prompt_tokens, completion_tokens)"),
+            ("plain", "Plain (timestamp, input_tokens, output_tokens)"),
+        ],
+    )
+    name = forms.CharField(max_length=100, help_text="Unique within the team.")
+    model = forms.ChoiceField(choices=(), help_text="Requests longer than its context are skipped.")
+    ttft_p95_ms = forms.FloatField(
+        label="p95 time to first token (ms)", initial=LOG_IMPORT_DEFAULTS["ttft_p95_ms"]
+    )
+    itl_p95_ms = forms.FloatField(
+        label="p95 inter-token latency (ms)", initial=LOG_IMPORT_DEFAULTS["itl_p95_ms"]
+    )
+    allowed_quantizations = forms.MultipleChoiceField(
+        choices=(), widget=forms.CheckboxSelectMultiple, initial=LOG_IMPORT_DEFAULTS["allowed_quantizations"]
+    )
+    shared_prefix_tokens = WorkloadForm.base_fields["shared_prefix_tokens"]
+    multi_turn_reuse_pct = WorkloadForm.base_fields["multi_turn_reuse_pct"]
+
+    # Where the service's errors (LogImportIn's field names) show on this form.
+    OPTION_TO_FIELD = {"multi_turn_reuse_fraction": "multi_turn_reuse_pct", "file": "log_file"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        model_field, quant_field = self.fields["model"], self.fields["allowed_quantizations"]
+        assert isinstance(model_field, forms.ChoiceField)
+        assert isinstance(quant_field, forms.ChoiceField)
+        model_field.choices = [(m.slug, f"{m.name} ({m.params_total_b:g}B)") for m in catalog.model_list()]
+        quant_field.choices = [(q.slug, q.name) for q in catalog.quantization_list()]
+
+    def options(self) -> dict[str, Any]:
+        """The service's options (LogImportIn) from the cleaned fields."""
+        cleaned = self.cleaned_data
+        options = {
+            key: cleaned[key]
+            for key in ("name", "model", "log_format", "ttft_p95_ms", "itl_p95_ms", "allowed_quantizations")
+        }
+        options.update(prefix_from(cleaned))
+        return options
+
+    def add_service_errors(self, exc: serializers.ValidationError) -> None:
+        for error in flatten_errors(exc.detail):
+            field = self.OPTION_TO_FIELD.get(error["field"], error["field"])
+            self.add_error(field if field in self.fields else None, error["message"])

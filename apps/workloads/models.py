@@ -25,14 +25,25 @@ class Workload(models.Model):
     name = models.CharField(max_length=100)
     model = models.ForeignKey(ModelArchitecture, on_delete=models.PROTECT, related_name="workloads")
     hourly_requests_per_s = models.JSONField(help_text="24 request rates, hour 0..23 UTC")
-    prompt_tokens = models.JSONField(help_text="{mean, p50, p95, max}")
-    output_tokens = models.JSONField(help_text="{mean, p50, p95, max}")
+    traffic_profile = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The rest of the document's traffic object: burstiness_cv, weekday_/weekend_hourly_requests_per_s",
+    )
+    prompt_tokens = models.JSONField(help_text="{mean, p50, p95, max[, histogram: {edges, counts}]}")
+    output_tokens = models.JSONField(help_text="{mean, p50, p95, max[, histogram: {edges, counts}]}")
+    prefix = models.JSONField(
+        default=dict, blank=True, help_text="{shared_prefix_tokens, multi_turn_reuse_fraction}, or empty"
+    )
     ttft_p95_ms = models.FloatField()
     itl_p95_ms = models.FloatField()
     allowed_quantizations = models.JSONField()
     constraints = models.JSONField(default=dict)
     options = models.JSONField(
         default=dict, blank=True, help_text="headroom, ops_hours_per_month, ops_hourly_usd, scheduled_scaling"
+    )
+    import_summary = models.JSONField(
+        default=dict, blank=True, help_text="What a request-log import read and skipped; empty when typed in"
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -59,10 +70,10 @@ class Workload(models.Model):
         return float(sum(rate * 3600 for rate in self.hourly_requests_per_s))
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        document = {
             "name": self.name,
             "model": self.model.slug,
-            "traffic": {"hourly_requests_per_s": list(self.hourly_requests_per_s)},
+            "traffic": self.traffic,
             "prompt_tokens": dict(self.prompt_tokens),
             "output_tokens": dict(self.output_tokens),
             "slo": {"ttft_p95_ms": self.ttft_p95_ms, "itl_p95_ms": self.itl_p95_ms},
@@ -70,6 +81,13 @@ class Workload(models.Model):
             "constraints": dict(self.constraints),
             **self.planning_options,
         }
+        if self.prefix:
+            document["prefix"] = dict(self.prefix)
+        return document
+
+    @property
+    def traffic(self) -> dict[str, Any]:
+        return {"hourly_requests_per_s": list(self.hourly_requests_per_s), **self.traffic_profile}
 
     @property
     def planning_options(self) -> dict[str, Any]:

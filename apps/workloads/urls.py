@@ -6,6 +6,7 @@ app_name = "workloads"
 urlpatterns = [
     path("", views.workload_list, name="list"),
     path("new/", views.workload_create, name="create"),
+    path("import-log/", views.workload_import_log, name="import-log"),
     path("validate/", views.workload_validate, name="validate"),
     path("<int:workload_id>/", views.workload_detail, name="detail"),
     path("<int:workload_id>/edit/", views.workload_edit, name="edit"),
