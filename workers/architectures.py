@@ -28,6 +28,7 @@ _FAMILIES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("mistral", "mistral", {"rope_theta": 1_000_000.0, "sliding_window": None}),
     ("qwen2", "qwen2", {"rope_theta": 1_000_000.0}),
     ("qwen3", "qwen3", {"rope_theta": 1_000_000.0}),
+    ("distill-qwen", "qwen2", {"rope_theta": 1_000_000.0}),  # DeepSeek-R1-Distill-Qwen: Qwen2.5 shapes
     ("phi-4", "phi3", {"rope_theta": 250_000.0}),
     (
         "gemma-2",

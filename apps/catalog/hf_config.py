@@ -7,6 +7,9 @@ them), gated or plain MLPs, routed and shared experts, routers and norms. Total 
 model (vision towers of multimodal wrappers and DeepSeek's multi-token-prediction layer are left out); active counts
 the experts one token uses (num_experts_per_tok routed + all shared).
 
+DeepSeek-V3.2's sparse attention adds a small indexer to every MLA layer; its weights are counted, while its own
+key cache and the top-k selection it makes are not represented in ModelSpec (see the model's notes).
+
 Per-layer attention follows the family's rules: `layer_types` when the config lists them (gpt-oss, newer Gemma),
 Gemma 2's alternation, Gemma 3's `sliding_window_pattern`, and Llama 4's chunked attention on its RoPE layers.
 """
@@ -148,6 +151,13 @@ def model_spec_from_hf_config(config: Mapping[str, Any], slug: str, name: str | 
         q_params = hidden * q_lora + q_lora + q_lora * q_head if q_lora else hidden * q_head
         attn = q_params + hidden * (kv_lora + rope_dim) + kv_lora + kv_lora * heads * (nope_dim + v_dim)
         attn += heads * v_dim * hidden
+        index_heads = _int(cfg, "index_n_heads", default=0)
+        if index_heads:  # DeepSeek-V3.2 sparse attention: the lightning indexer beside every MLA layer
+            index_dim = _int(cfg, "index_head_dim")
+            # wq_b from the query latent, one shared key (wk) with its LayerNorm (weight and bias), head weights
+            attn += (
+                q_lora * index_heads * index_dim + hidden * index_dim + 2 * index_dim + hidden * index_heads
+            )
     else:
         attn = hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden
         if model_type in _QKV_BIAS or cfg.get("qkv_bias"):
@@ -218,6 +228,11 @@ def model_spec_from_hf_config(config: Mapping[str, Any], slug: str, name: str | 
         )
     if kv_lora:
         notes.append("multi-head latent attention: KV cache is the compressed latent plus the rope key")
+    if cfg.get("index_n_heads"):
+        notes.append(
+            "DeepSeek sparse attention: indexer weights counted; its FP8 key cache and top-"
+            f"{cfg.get('index_topk')} token selection are not modelled"
+        )
     return ModelSpec(
         slug=slug,
         name=name or str(cfg.get("_name_or_path") or slug),

@@ -377,8 +377,8 @@ def load_quantizations(data_dir: Path = DATA_DIR) -> list[QuantSpec]:
     ]
 
 
-# SkyPilot names accelerators per provider; this maps them onto catalog slugs. Unlisted names (V100, A6000,
-# GH200, …) stay as offers without a GPU spec, which the planner cannot model and skips.
+# SkyPilot names accelerators per provider; this maps them onto catalog slugs. Unlisted names (V100, A40,
+# A5000, …) stay as offers without a GPU spec, which the planner cannot model and skips.
 _ACCELERATOR_SLUGS = {
     "h100": "h100-sxm",
     "h100-sxm": "h100-sxm",
@@ -389,13 +389,14 @@ _ACCELERATOR_SLUGS = {
     "h100-mega": "h100-sxm",  # Google Cloud a3-megagpu: H100 SXM with more NICs
     "h200": "h200",
     "h20": "h20",
+    "gh200": "gh200",
     "b200": "b200",
     "b300": "b300",
     "gb200": "gb200",
     "gb300": "gb300",
     "a100-80gb": "a100-80gb",
-    "a100-80g-pcie": "a100-80gb",
-    "a100-80g-pcie-nvlink": "a100-80gb",
+    "a100-80g-pcie": "a100-80gb-pcie",
+    "a100-80g-pcie-nvlink": "a100-80gb-pcie",  # PCIe cards joined in pairs by NVLink bridges
     "a100-80gb-160gb": "a100-80gb",
     "a100-80gb-320gb": "a100-80gb",
     "a100-80gb-640gb": "a100-80gb",
@@ -408,6 +409,9 @@ _ACCELERATOR_SLUGS = {
     "a10g": "a10g",
     "a10": "a10",
     "t4": "t4",
+    "a6000": "rtx-a6000",  # SkyPilot's A6000 is the 48 GB RTX A6000; "RTX6000" is the Turing Quadro RTX 6000
+    "rtxa6000": "rtx-a6000",
+    "rtx-a6000": "rtx-a6000",
     "rtx3090": "rtx-3090",
     "rtx-3090": "rtx-3090",
     "rtx4090": "rtx-4090",
@@ -420,6 +424,7 @@ _ACCELERATOR_SLUGS = {
     "rtx-pro-6000": "rtx-pro-6000",
     "mi300x": "mi300x",
     "mi325x": "mi325x",
+    "mi350x": "mi350x",
     "mi355x": "mi355x",
 }
 # Azure names the H100 NVL of its NCads H100 v5 series plain "H100" (see gpu_prices.README.md).

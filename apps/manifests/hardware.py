@@ -24,7 +24,10 @@ NVIDIA_PRODUCTS: dict[str, tuple[str, ...]] = {
     "h200": ("NVIDIA-H200",),
     "b200": ("NVIDIA-B200",),
     "gb200": ("NVIDIA-GB200",),
-    "a100-80gb": ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"),
+    "a100-80gb": ("NVIDIA-A100-SXM4-80GB",),
+    # nvidia-smi prints "NVIDIA A100 80GB PCIe" and "NVIDIA RTX A6000" (XiongjieDai/GPU-Benchmarks-on-LLM-Inference
+    # notebooks at aa72e0ec, "LLaMA 2/Professional GPUs/A100_v2.ipynb" and "A6000_2_v2.ipynb")
+    "a100-80gb-pcie": ("NVIDIA-A100-80GB-PCIe",),
     "a100-40gb": ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"),
     "l40s": ("NVIDIA-L40S",),
     "l40": ("NVIDIA-L40",),
@@ -34,6 +37,7 @@ NVIDIA_PRODUCTS: dict[str, tuple[str, ...]] = {
     "t4": ("Tesla-T4",),
     "rtx-4090": ("NVIDIA-GeForce-RTX-4090",),
     "rtx-6000-ada": ("NVIDIA-RTX-6000-Ada-Generation",),
+    "rtx-a6000": ("NVIDIA-RTX-A6000",),
 }
 AMD_PRODUCTS: dict[str, tuple[str, ...]] = {
     "mi300x": ("AMD_Instinct_MI300X_OAM",),

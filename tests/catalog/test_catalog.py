@@ -20,9 +20,9 @@ def test_load_catalog_is_idempotent(db: None) -> None:
     second = catalog_load()
 
     assert first == second
-    # 25 GPUs in gpus.csv + the CPU class in accelerators_extra.csv; 554 offers (gpu_prices.README.md)
-    assert (first.gpus, first.models, first.engines, first.quantizations) == (26, 25, 6, 11)
-    assert GpuType.objects.count() == 26
+    # 29 GPUs in gpus.csv + the CPU class in accelerators_extra.csv; 554 offers (gpu_prices.README.md)
+    assert (first.gpus, first.models, first.engines, first.quantizations) == (30, 32, 6, 11)
+    assert GpuType.objects.count() == 30
     assert CloudOffer.objects.count() == first.offers == 554
     assert ApiPrice.objects.count() == first.api_prices == 60
 
@@ -186,6 +186,49 @@ def test_new_gpu_fields_are_loaded(db: None) -> None:
     assert all(g.source for g in gpus.values())
 
 
+def test_calibration_corpus_gpus_are_loaded_with_their_specs(db: None) -> None:
+    gpus = {g.slug: g for g in GpuType.objects.all()}
+
+    gh200 = gpus["gh200"]
+    # the 96 GB HBM3 superchip of TensorRT-LLM's perf overview: H100-class tensor rates, 4 TB/s, one GPU per node
+    assert (gh200.memory_gb, gh200.memory_bandwidth_tbps, gh200.architecture) == (96, 4.0, "hopper")
+    assert (gh200.fp8_tflops, gh200.interconnect_gbps, gh200.scale_up_domain_gpus) == (1979, 900, 1)
+    assert "NVLink-C2C" in gh200.interconnect
+    pcie, sxm = gpus["a100-80gb-pcie"], gpus["a100-80gb"]
+    assert (pcie.bf16_tflops, pcie.memory_gb) == (sxm.bf16_tflops, sxm.memory_gb)
+    assert pcie.memory_bandwidth_tbps < sxm.memory_bandwidth_tbps
+    assert (pcie.tdp_w, sxm.tdp_w, pcie.scale_up_domain_gpus) == (300, 400, 1)
+    a6000 = gpus["rtx-a6000"]
+    assert (a6000.memory_gb, a6000.memory_bandwidth_tbps, a6000.bf16_tflops) == (48, 0.768, 154.8)
+    assert (a6000.architecture, a6000.fp8_native) == ("ampere", False)
+    # the workstation part runs BF16 MMA with FP32 accumulate at twice the GeForce 3090's rate
+    assert (a6000.bf16_tflops or 0) > 2 * (gpus["rtx-3090"].bf16_tflops or 0)
+    mi350x, mi355x = gpus["mi350x"], gpus["mi355x"]
+    assert (mi350x.architecture, mi350x.memory_gb, mi350x.tdp_w, mi350x.fp4_native) == (
+        "cdna4",
+        288,
+        1000,
+        True,
+    )
+    # 7 Infinity Fabric links of 153.6 GB/s on both parts of the MI350 series
+    assert mi350x.interconnect_gbps == mi355x.interconnect_gbps == 1075
+    # same silicon at 2.2 instead of 2.4 GHz
+    assert mi350x.bf16_tflops == pytest.approx((mi355x.bf16_tflops or 0) * 2.2 / 2.4, rel=0.001)
+    assert all(gpus[s].source for s in ("gh200", "a100-80gb-pcie", "rtx-a6000", "mi350x"))
+
+
+def test_cloud_offers_of_the_added_gpus_map_to_them(db: None) -> None:
+    offers = CloudOffer.objects.select_related("gpu")
+    slugs = {(o.provider, o.instance_type): o.gpu.slug if o.gpu else None for o in offers}
+
+    assert slugs[("lambda", "gpu_1x_gh200")] == "gh200"
+    assert slugs[("lambda", "gpu_1x_a6000")] == "rtx-a6000"
+    assert slugs[("hyperstack", "n3-RTX-A6000x1")] == "rtx-a6000"
+    assert slugs[("hyperstack", "n3-A100x1")] == "a100-80gb-pcie"
+    assert slugs[("hyperstack", "n3-A100x8-NVLink")] == "a100-80gb-pcie"
+    assert slugs[("lambda", "gpu_1x_rtx6000")] is None  # the Turing Quadro RTX 6000, not an RTX A6000
+
+
 def test_native_checkpoint_formats_are_quantizations(db: None) -> None:
     mxfp4 = Quantization.objects.get(slug="mxfp4")
     fp8_block = Quantization.objects.get(slug="fp8-block")
@@ -207,6 +250,8 @@ def test_native_checkpoint_formats_are_quantizations(db: None) -> None:
         "gpt-oss-120b": ("mxfp4", "experts"),
         "deepseek-r1": ("fp8-block", "linear"),
         "deepseek-v3.1": ("fp8-block", "linear"),
+        "deepseek-v3.2": ("fp8-block", "linear"),
+        "kimi-k2": ("fp8-block", "linear"),
     }
     assert all(Quantization.objects.filter(slug=quant).exists() for quant, _ in natives.values())
 

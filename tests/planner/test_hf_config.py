@@ -105,15 +105,19 @@ def test_every_stored_config_reproduces_its_catalog_row(path: Any, catalog: Cata
         assert (spec.native_quant, spec.native_quant_scope) == (model.native_quant, model.native_quant_scope)
 
 
+# Cards whose active-parameter figure leaves out the embedding table (models.csv notes).
+ACTIVE_WITHOUT_EMBEDDINGS = frozenset({"gpt-oss-20b", "gpt-oss-120b", "deepseek-v2-lite"})
+
+
 def test_card_parameter_counts_agree_with_the_computed_ones(catalog: CatalogSnapshot) -> None:
-    """Cards and model names round (Llama-2-7B computes 6.74B); within 5%, except gpt-oss's active figure,
-    which its card gives without the embedding table."""
+    """Cards and model names round (Llama-2-7B computes 6.74B, Kimi K2's "1T" 1.026T); within 5%, except the
+    active figures of gpt-oss and DeepSeek-V2-Lite, which their cards give without the embedding table."""
     carded = [model for model in catalog.models if model.params_card_total_b is not None]
-    assert len(carded) >= 13
+    assert len(carded) >= 19
     for model in carded:
         assert model.params_total_b == pytest.approx(model.params_card_total_b, rel=0.05), model.slug
         active = model.params_active_b
-        if model.slug.startswith("gpt-oss"):
+        if model.slug in ACTIVE_WITHOUT_EMBEDDINGS:
             active -= model.vocab * model.hidden / 1e9
         assert active == pytest.approx(model.params_card_active_b, rel=0.05), model.slug
 
@@ -189,6 +193,56 @@ def test_gemma_3_and_qwen3_moe_shapes() -> None:
         768,
     )
     assert qwen.expert_params_per_token == 48 * 8 * 3 * 2048 * 768
+
+
+def test_deepseek_v32_counts_its_sparse_attention_indexer() -> None:
+    v32, r1 = _stored("deepseek-v3.2"), _stored("deepseek-r1")
+    # the indexer beside each of the 61 MLA layers (DeepSeek-V3.2-Exp inference/model.py): wq_b 1,536 -> 64 x 128,
+    # wk 7,168 -> 128, a LayerNorm(128) with weight and bias, weights_proj 7,168 -> 64
+    indexer = 1536 * 64 * 128 + 7168 * 128 + 2 * 128 + 7168 * 64
+
+    assert {f: getattr(v32, f) for f in SHAPE_FIELDS} == {f: getattr(r1, f) for f in SHAPE_FIELDS}
+    assert (v32.params_total_b - r1.params_total_b) * 1e9 == pytest.approx(61 * indexer, abs=1)
+    assert (v32.params_active_b - r1.params_active_b) * 1e9 == pytest.approx(61 * indexer, abs=1)
+    assert (v32.native_quant, v32.native_quant_scope) == ("fp8-block", "linear")
+    assert "top-2048 token selection are not modelled" in v32.notes
+
+
+def test_distill_qwen_32b_reproduces_the_hub_parameter_count() -> None:
+    spec = _stored("deepseek-r1-distill-qwen-32b")
+
+    # the Hugging Face Hub's safetensors total for deepseek-ai/DeepSeek-R1-Distill-Qwen-32B (models.csv card_source)
+    assert round(spec.params_total_b * 1e9) == 32_763_876_352
+    assert (spec.layers, spec.hidden, spec.kv_heads, spec.vocab, spec.max_context) == (
+        64,
+        5120,
+        8,
+        152064,
+        131072,
+    )
+
+
+def test_deepseek_v2_lite_and_kimi_k2_moe_layouts() -> None:
+    lite, kimi = _stored("deepseek-v2-lite"), _stored("kimi-k2")
+
+    # V2-Lite: first layer dense, then 64 routed experts (top-6) and 2 shared, 1,408 wide; queries uncompressed
+    assert (lite.moe_layers, lite.dense_layers, lite.num_experts, lite.experts_per_token) == (26, 1, 64, 6)
+    assert (lite.shared_experts, lite.shared_expert_params, lite.q_lora_rank) == (2, 2 * 3 * 2048 * 1408, 0)
+    # Kimi K2 (model_type kimi_k2): 384 experts, one dense layer, FP8 block-scaled weights
+    assert (kimi.moe_layers, kimi.dense_layers, kimi.num_experts, kimi.experts_per_token) == (60, 1, 384, 8)
+    assert (kimi.native_quant, kimi.native_quant_scope) == ("fp8-block", "linear")
+    assert kimi.routed_expert_params_total == 60 * 384 * 3 * 7168 * 2048
+
+
+def test_qwen3_vl_text_tower_has_the_qwen3_32b_language_model() -> None:
+    vl, text_only = _stored("qwen3-vl-32b"), _stored("qwen3-32b")
+
+    assert {f: getattr(vl, f) for f in SHAPE_FIELDS if f != "max_context"} == {
+        f: getattr(text_only, f) for f in SHAPE_FIELDS if f != "max_context"
+    }
+    # the vision encoder is not counted: the wrapper adds nothing to the language model's parameters
+    assert vl.params_total_b == text_only.params_total_b
+    assert (vl.max_context, text_only.max_context) == (262144, 40960)
 
 
 def test_spec_fields_all_have_defaults_after_the_original_ones() -> None:
