@@ -107,7 +107,8 @@ def test_predict_imports_a_config_json(tmp_path: Path) -> None:
     from_catalog = predict_json("--model", "llama-3.1-8b", *PREDICT)
 
     assert from_config["model"] == "my-llama"
-    assert from_config["output_tokens_per_s"] == pytest.approx(from_catalog["output_tokens_per_s"], rel=0.02)
+    # Same shapes; the catalog model also carries its own fitted efficiency term, an imported config the pooled one.
+    assert from_config["output_tokens_per_s"] == pytest.approx(from_catalog["output_tokens_per_s"], rel=0.05)
 
 
 @pytest.mark.django_db
@@ -116,7 +117,10 @@ def test_predict_imports_a_config_json(tmp_path: Path) -> None:
     [
         (["--model", "no-such-model", *PREDICT], "unknown model 'no-such-model'"),
         (["--model", "llama-3.1-8b", *PREDICT[:1], "h900", *PREDICT[2:]], "unknown GPU 'h900'"),
-        (["--model", "llama-3.1-8b", "--gpu", "a100-80gb", *PREDICT[2:]], "needs FP8 tensor cores"),
+        (
+            ["--model", "llama-3.1-8b", "--gpu", "a100-80gb", *PREDICT[2:5], "sglang", *PREDICT[6:]],
+            "needs FP8 tensor cores",
+        ),
         (["--model", "llama-3.1-8b", *PREDICT[:5], "warp", *PREDICT[6:]], "unknown engine 'warp'"),
         (["--model", "llama-3.1-8b", *PREDICT[:7], "int3", *PREDICT[8:]], "unknown quantization 'int3'"),
     ],

@@ -149,13 +149,29 @@ def accelerator_kind(gpu: GpuSpec) -> str:
 _NATIVE_DTYPE = {"mxfp4": "fp4"}
 
 
-def compute_dtype(gpu: GpuSpec, quant: QuantSpec) -> str:
+def weight_only_fp8(engine: str, gpu: GpuSpec, quant: QuantSpec) -> bool:
+    """vLLM runs FP8 checkpoints on NVIDIA GPUs without FP8 tensor cores (compute capability 7.5 to 8.6) as
+    weight-only W8A16 through its FP8 Marlin kernel (vLLM 0.32.0 docs, features/quantization/fp8: "FP8 models
+    will run on compute capability >= 7.5 (Turing) as weight-only W8A16, utilizing FP8 Marlin")."""
+    return (
+        engine == "vllm"
+        and quant.compute_dtype == "fp8"
+        and gpu.architecture not in _FP8_FAMILIES
+        and not gpu.is_cpu
+        and accelerator_kind(gpu) == "cuda"
+        and gpu.compute_capability >= 7.5
+    )
+
+
+def compute_dtype(gpu: GpuSpec, quant: QuantSpec, engine: str = "") -> str:
     if quant.slug in _NATIVE_DTYPE and gpu.architecture in quant.native_families:
         return _NATIVE_DTYPE[quant.slug]
+    if weight_only_fp8(engine, gpu, quant):
+        return "bf16" if gpu.bf16_tflops else "fp16"
     return quant.compute_dtype
 
 
-def compute_tflops(gpu: GpuSpec, quant: QuantSpec) -> float | None:
+def compute_tflops(gpu: GpuSpec, quant: QuantSpec, engine: str = "") -> float | None:
     """Dense tensor TFLOPS at the precision the quantization computes in (weight-only int4 computes in fp16)."""
     by_dtype = {
         "bf16": gpu.bf16_tflops,
@@ -164,7 +180,7 @@ def compute_tflops(gpu: GpuSpec, quant: QuantSpec) -> float | None:
         "int8": gpu.int8_tops,
         "fp4": gpu.fp4_tflops,
     }
-    return by_dtype.get(compute_dtype(gpu, quant))
+    return by_dtype.get(compute_dtype(gpu, quant, engine))
 
 
 def attention_tflops(gpu: GpuSpec, kv_bytes_per_element: float) -> float:
@@ -200,7 +216,11 @@ def check_supported(dep: Deployment) -> None:
             f"it runs on {', '.join(definition.accelerators)}",
         )
     family = gpu.architecture
-    if quant.compute_dtype == "fp8" and family not in _FP8_FAMILIES:
+    if (
+        quant.compute_dtype == "fp8"
+        and family not in _FP8_FAMILIES
+        and not weight_only_fp8(engine, gpu, quant)
+    ):
         raise UnsupportedCombination(
             "precision_unsupported",
             f"{quant.slug} needs FP8 tensor cores (Hopper, Ada, Blackwell, CDNA3); {gpu.slug} is {family}",
@@ -212,13 +232,17 @@ def check_supported(dep: Deployment) -> None:
         )
     if quant.compute_dtype == "bf16" and (family == "turing" or gpu.bf16_tflops is None):
         raise UnsupportedCombination("precision_unsupported", f"{gpu.slug} ({family}) has no BF16 support")
-    if accelerator == "cuda" and gpu.compute_capability < quant.min_compute_capability:
+    if (
+        accelerator == "cuda"
+        and gpu.compute_capability < quant.min_compute_capability
+        and not weight_only_fp8(engine, gpu, quant)
+    ):
         raise UnsupportedCombination(
             "precision_unsupported",
             f"{quant.slug} needs compute capability {quant.min_compute_capability}; "
             f"{gpu.slug} has {gpu.compute_capability}",
         )
-    if compute_tflops(gpu, quant) is None:
+    if compute_tflops(gpu, quant, engine) is None:
         raise UnsupportedCombination(
             "precision_unsupported", f"{gpu.slug} lists no {quant.compute_dtype} throughput for {quant.slug}"
         )

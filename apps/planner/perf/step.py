@@ -375,7 +375,7 @@ def build_step_model(
         attn_flops_per_pair=attention_flops_per_pair(model, context_tokens) / dep.tp / dep.pp,
         kv_bytes_per_token_gpu=kv_bytes_per_token_gpu(model, dep.tp, kv_elem, dep.pp, max(context_tokens, 1)),
         peak_bandwidth_bytes_per_s=gpu.memory_bandwidth_tbps * 1e12,
-        peak_flops_per_s=(compute_tflops(gpu, quant) or 0.0) * 1e12,
+        peak_flops_per_s=(compute_tflops(gpu, quant, dep.engine) or 0.0) * 1e12,
         peak_attn_flops_per_s=attention_tflops(gpu, kv_elem) * 1e12,
         allreduces_per_stage=comm.allreduces,
         allreduce_hops=comm.allreduce_hops,

@@ -210,7 +210,7 @@ def test_decode_turns_compute_bound_at_large_batch(catalog: CatalogSnapshot) -> 
 @pytest.mark.parametrize(
     ("gpu", "quant", "engine", "reason"),
     [
-        ("a100-80gb", "fp8", "vllm", "precision_unsupported"),
+        ("a100-80gb", "fp8", "sglang", "precision_unsupported"),
         ("h100-sxm", "nvfp4", "vllm", "precision_unsupported"),
         ("t4", "bf16", "vllm", "precision_unsupported"),
         ("h100-sxm", "gguf-q4_k_m", "vllm", "engine_cannot_serve_quant"),
@@ -239,6 +239,7 @@ def test_impossible_combinations_raise_naming_why(
         ("cpu", "gguf-q4_k_m", "llamacpp"),
         ("cpu", "bf16", "transformers"),
         ("h100-sxm", "gguf-q8_0", "llamacpp"),
+        ("a100-80gb", "fp8", "vllm"),  # weight-only W8A16 through vLLM's FP8 Marlin
     ],
 )
 def test_supported_combinations_pass(catalog: CatalogSnapshot, gpu: str, quant: str, engine: str) -> None:
