@@ -79,13 +79,14 @@ def main() -> None:
 
     # Again, best of three, with the calibration reloaded each time: wall time on a shared machine mostly
     # measures the neighbours.
-    cold_walls = []
+    cold_walls, cold_cpus = [], []
     for _ in range(3):
         calibration.published_calibration.cache_clear()
         calibration._with_measurements.cache_clear()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         plan(workload, catalog)
         cold_walls.append(time.perf_counter() - t0)
+        cold_cpus.append(time.process_time() - c0)
 
     calibration.published_calibration.cache_clear()
     calibration._with_measurements.cache_clear()
@@ -99,7 +100,10 @@ def main() -> None:
     print(f"catalog: {len(catalog.gpus)} GPUs, {len(catalog.offers)} offers, {len(catalog.models)} models")
     print(f"load_snapshot: {loaded - started:.3f} s")
     print(f"plan wall (first, incl. loading the calibration): {planned - loaded:.3f} s, CPU {cold_cpu:.3f} s")
-    print(f"plan wall (cold, best of 3): {min(cold_walls):.3f} s  [target < 1 s]")
+    print(
+        f"plan wall (calibration reloaded, best of 3): {min(cold_walls):.3f} s, CPU {min(cold_cpus):.3f} s  "
+        "[target < 1 s]"
+    )
     print(f"  stages: {method['timing_s']}")
     print(f"  families screened {method['families_screened']}, simulated {method['families_simulated']}")
     print(f"peak Python heap (tracemalloc, second run): {traced_peak / 1e6:.1f} MB  [target < 300 MB]")
