@@ -302,7 +302,7 @@ def main() -> None:
         "--database-mode", default="SILICON", choices=["SILICON", "HYBRID", "EMPIRICAL", "SOL"]
     )
     parser.add_argument(
-        "--offline-max-batch", type=int, help="passed to the runner (AIC's own default is 512)"
+        "--offline-max-batch", type=int, help="passed to the runner (default: AIC's own sweep cap, 512)"
     )
     args = parser.parse_args()
 

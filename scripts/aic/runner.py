@@ -12,9 +12,10 @@ How a row becomes an AIC question (everything below is AIC's public API, called 
   one prefill per mixed step). Its TTFT is the steady-state in-flight-batching TTFT, without queueing.
 - offline (load=offline, "all requests queued"): the engine runs at the largest batch it can hold, so the answer
   is AIC's own aggregated sweep (``aiconfigurator.sdk.sweep.sweep_agg`` over the kwargs ``Task`` builds) for
-  the row's one parallel layout, with no TTFT/TPOT limit and the batch schedule allowed up to 1024 (AIC's
-  default cap is 512): the sweep stops a batch size's ctx_tokens ladder at the first point where weights or
-  KV cache no longer fit, and the best tokens/s point over what fits is the prediction.
+  the row's one parallel layout, with no TTFT/TPOT limit and AIC's own batch cap (sweep_agg's max_batch_size
+  default, 512 in 0.12.0; --offline-max-batch raises it): for each batch size in AIC's schedule the sweep walks
+  the ctx_tokens ladder and stops at the first point where weights or KV cache no longer fit, and the best
+  tokens/s point over what fits is the prediction.
 - several published figures of one configuration (throughput, TTFT, TPOT) share one AIC evaluation.
 AIC is never asked to download anything: only model ids it ships a config for are used.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
+import inspect
 import json
 import logging
 import math
@@ -160,7 +162,13 @@ LATENCY_METRICS = frozenset({"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"})
 # is the opposite.
 DISAGGREGATED = re.compile(r"disaggregat", re.IGNORECASE)
 NOT_DISAGGREGATED = re.compile(r"\b(?:not|non|no)[\s-]+disaggregat\w*", re.IGNORECASE)
-OFFLINE_MAX_BATCH = 1024  # the largest batch in AIC's own agg batch schedule
+
+
+def _aic_default_max_batch() -> int:
+    """The batch cap AIC's own aggregated sweep applies when its caller names none."""
+    from aiconfigurator.sdk.sweep import sweep_agg
+
+    return int(inspect.signature(sweep_agg).parameters["max_batch_size"].default)
 
 
 def _agg_batch_schedule() -> list[int]:
@@ -514,18 +522,19 @@ def _json_safe(value: Any) -> Any:
 
 
 def answer_rows(
-    rows: list[dict[str, str]], *, database_mode: str, offline_max_batch: int = OFFLINE_MAX_BATCH
+    rows: list[dict[str, str]], *, database_mode: str, offline_max_batch: int | None = None
 ) -> Iterator[dict[str, Any]]:
     from aiconfigurator.sdk.perf_database import get_supported_databases
 
     databases = {system: dict(backends) for system, backends in get_supported_databases().items()}
     aic_version = importlib.metadata.version("aiconfigurator")
+    max_batch = offline_max_batch or _aic_default_max_batch()
     yield {
         "kind": "meta",
         "aic_version": aic_version,
         "aic_core_version": importlib.metadata.version("aiconfigurator-core"),
         "database_mode": database_mode,
-        "offline_max_batch": offline_max_batch,
+        "offline_max_batch": max_batch,
         "databases": databases,
     }
     answers: dict[Question, dict[str, Any] | Skip] = {}
@@ -539,7 +548,7 @@ def answer_rows(
             if question not in answers:
                 try:
                     answers[question] = ask_aic(
-                        question, database_mode=database_mode, offline_max_batch=offline_max_batch
+                        question, database_mode=database_mode, offline_max_batch=max_batch
                     )
                 except Skip as skip:
                     answers[question] = skip
@@ -598,8 +607,7 @@ def main() -> None:
     parser.add_argument(
         "--offline-max-batch",
         type=int,
-        default=OFFLINE_MAX_BATCH,
-        help=f"largest batch the offline sweep may reach (AIC's own default is 512; default {OFFLINE_MAX_BATCH})",
+        help="largest batch the offline sweep may reach (default: AIC's own cap)",
     )
     args = parser.parse_args()
     # AIC logs every table it loads and warns about its deprecated entry points; the answers are on stdout.
