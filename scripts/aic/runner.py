@@ -273,26 +273,32 @@ def interpret_layout(row: dict[str, str], *, moe: bool) -> Layout:
 _VERSION = re.compile(r"(?<![\w.])v?(\d+\.\d+(?:\.\d+)?(?:\.?(?:rc|post|dev)\d+)?)")
 
 
-def nearest_db_version(engine_version: str, available: list[str]) -> tuple[str, str]:
-    """Pick AIC's database version nearest in release order to the version a figure was measured on.
-
-    AIC exposes only its queryable slots (current, previous, next) per system and backend; a figure from an older
-    release maps to the oldest slot, a newer one to the newest at or below it. Returns (version, how it was chosen).
-    """
+def stated_release(engine_version: str) -> str | None:
+    """The release a corpus engine_version names ("v0.5.6 (image ...)" -> "0.5.6"); None when it names none."""
     from packaging.version import InvalidVersion, Version
 
-    ordered = sorted(available, key=Version)
     stated = engine_version.strip()
     match = None if stated.lower().startswith("unstated") else _VERSION.search(stated)
     if match is None:
-        return ordered[0], f"engine version {stated!r} unparsed -> AIC current slot {ordered[0]}"
+        return None
     try:
-        wanted = Version(match.group(1))
+        Version(match.group(1))
     except InvalidVersion:
-        return ordered[0], f"engine version {stated!r} unparsed -> AIC current slot {ordered[0]}"
-    at_or_below = [v for v in ordered if Version(v) <= wanted]
-    chosen = at_or_below[-1] if at_or_below else ordered[0]
-    return chosen, f"{match.group(1)} -> {chosen} (AIC has {', '.join(ordered)})"
+        return None
+    return match.group(1)
+
+
+def nearest_db_version(release: str, available: list[str]) -> str:
+    """AIC's database version nearest in release order to the one a figure was measured on.
+
+    AIC exposes only its queryable slots (current, previous, next) per system and backend: a figure from a release
+    older than all of them maps to the oldest, any other to the newest slot at or below its release.
+    """
+    from packaging.version import Version
+
+    ordered = sorted(available, key=Version)
+    at_or_below = [v for v in ordered if Version(v) <= Version(release)]
+    return at_or_below[-1] if at_or_below else ordered[0]
 
 
 def _current_slot(system: str, backend: str) -> str | None:
@@ -371,14 +377,14 @@ def build_question(row: dict[str, str], databases: dict[str, dict[str, list[str]
         mode = "prefill" if osl == 1 else "fixed"
     else:
         raise Skip("load", f"load {load!r} not modelled")
-    db_version, version_note = nearest_db_version(row.get("engine_version", ""), versions)
-    if version_note.startswith("engine version"):  # unstated: AIC's own default is its "current" slot
-        current = _current_slot(system, backend)
-        if current:
-            db_version, version_note = (
-                current,
-                version_note.rsplit("->", 1)[0] + f"-> AIC current slot {current}",
-            )
+    stated = row.get("engine_version", "")
+    release = stated_release(stated)
+    if release is None:  # unstated: what AIC itself uses when asked for no version, its "current" slot
+        db_version = _current_slot(system, backend) or versions[0]
+        version_note = f"engine version {stated!r} -> AIC current slot {db_version}"
+    else:
+        db_version = nearest_db_version(release, versions)
+        version_note = f"{release} -> {db_version} (AIC has {', '.join(versions)})"
     question = Question(
         mode=mode,
         model_path=model_path,

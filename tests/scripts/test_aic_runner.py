@@ -87,15 +87,22 @@ def test_layout_that_reads_no_way_is_skipped(runner: ModuleType) -> None:
     ],
 )
 def test_engine_version_maps_to_nearest_slot(runner: ModuleType, stated: str, expected: str) -> None:
-    version, note = runner.nearest_db_version(stated, ["1.3.0rc23", "1.3.0rc20"])
-    assert version == expected
-    assert "->" in note
+    assert runner.nearest_db_version(runner.stated_release(stated), ["1.3.0rc23", "1.3.0rc20"]) == expected
 
 
-def test_unstated_version_is_not_read_from_the_text_after_it(runner: ModuleType) -> None:
-    version, note = runner.nearest_db_version("unstated (TensorRT 10.11, CUDA 12.9)", ["0.24.0", "0.27.0"])
-    assert version == "0.24.0"
-    assert note.startswith("engine version")
+@pytest.mark.parametrize(
+    ("stated", "release"),
+    [
+        ("v0.5.5.post3 (image lmsysorg/sglang:v0.5.5.post3-rocm700-mi30x)", "0.5.5.post3"),
+        ("commit 4ea48fb35cf6 (v0.7.3-era, ROCm)", "0.7.3"),
+        ("unstated (NVIDIA MLPerf TensorRT-LLM harness; TensorRT 10.11, CUDA 12.9)", None),
+        ("b6715", None),
+    ],
+)
+def test_release_is_read_from_the_stated_version_only(
+    runner: ModuleType, stated: str, release: str | None
+) -> None:
+    assert runner.stated_release(stated) == release
 
 
 @pytest.mark.parametrize(
