@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from workers.errors import InvalidSpec
 
 ENGINE_NAMES = ("vllm", "sglang", "trtllm", "tgi", "llamacpp", "transformers")
-QUANTIZATIONS = ("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4", "nvfp4", "gguf-q4_k_m", "gguf-q8_0")
+QUANTIZATIONS = (
+    "bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4", "nvfp4", "mxfp4", "fp8-block", "gguf-q4_k_m", "gguf-q8_0",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ ENGINES: dict[str, EngineDefinition] = {
         metrics_path="/metrics",
         queue_metric="vllm:num_requests_waiting",
         running_metric="vllm:num_requests_running",
-        quantizations=("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4", "nvfp4"),
+        quantizations=("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "gptq-int4", "nvfp4", "mxfp4"),
         accelerators=("cuda", "rocm"),
         container_command=None,
         bare_command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
@@ -89,7 +91,7 @@ ENGINES: dict[str, EngineDefinition] = {
         metrics_path="/metrics",
         queue_metric="sglang:num_queue_reqs",
         running_metric="sglang:num_running_reqs",
-        quantizations=("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4", "nvfp4"),
+        quantizations=("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "gptq-int4", "nvfp4", "mxfp4"),
         accelerators=("cuda", "rocm"),
         container_command=("python3", "-m", "sglang.launch_server"),
         bare_command=("python3", "-m", "sglang.launch_server"),
@@ -105,7 +107,7 @@ ENGINES: dict[str, EngineDefinition] = {
         metrics_path="/prometheus/metrics",
         queue_metric="trtllm_num_requests_waiting",
         running_metric="trtllm_num_requests_running",
-        quantizations=("bf16", "fp16", "fp8", "int8", "awq-int4", "nvfp4"),
+        quantizations=("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "nvfp4", "mxfp4"),
         accelerators=("cuda",),
         container_command=("trtllm-serve",),
         bare_command=("trtllm-serve",),
@@ -139,7 +141,7 @@ ENGINES: dict[str, EngineDefinition] = {
         metrics_path="/metrics",
         queue_metric="llamacpp:requests_deferred",
         running_metric="llamacpp:requests_processing",
-        quantizations=("gguf-q4_k_m", "gguf-q8_0", "bf16", "fp16"),
+        quantizations=("gguf-q4_k_m", "gguf-q8_0", "bf16", "fp16", "mxfp4"),
         accelerators=("cuda", "rocm", "cpu"),
         container_command=None,
         bare_command=("llama-server",),

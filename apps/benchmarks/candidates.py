@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from apps.catalog.specs import GpuSpec, ModelSpec, QuantSpec
-from apps.planner.calc import Deployment, UnsupportedCombination, check_supported, memory_fit
+from apps.planner.perf.deployment import Deployment, UnsupportedCombination, check_supported
+from apps.planner.perf.memory import memory_fit
 from workers.engines import ENGINE_NAMES, ENGINES
 
 TP_DEGREES = (1, 2, 4, 8)

@@ -28,7 +28,7 @@ from apps.benchmarks.models import (
 from apps.catalog import specs
 from apps.catalog.models import ModelArchitecture
 from apps.catalog.selectors import catalog_snapshot
-from apps.planner.calibration import MeasuredPoint
+from apps.planner.perf.corpus import MeasuredPoint
 from apps.workloads.models import Workload
 from apps.workloads.selectors import workloads_visible_to
 
@@ -299,3 +299,71 @@ def explicit_candidate_verdict(
     if reason:
         return reason, None
     return "", verdict(candidate, hosts=live_host_capabilities())
+
+
+@dataclass(frozen=True)
+class MeasuredAgainstPredicted:
+    measurement: Measurement
+    predicted_output_tokens_per_s: float | None
+    predicted_ttft_ms: float | None
+    predicted_tpot_ms: float | None
+    throughput_error: float | None  # (predicted - measured) / measured
+    band: str  # the cross-validated error the prediction carries, in words
+    note: str  # why there is no prediction, when there is none
+
+
+def measured_against_predicted(*, workload: Workload, limit: int = 50) -> list[MeasuredAgainstPredicted]:
+    """The workload's own measurements beside what the model fitted on published data alone predicts for the
+    same configuration: the check a team can read before trusting predictions for hardware it has not got."""
+    from apps.planner.perf.calibration import calibrate
+    from apps.planner.perf.deployment import Deployment, UnsupportedCombination
+    from apps.planner.perf.predict import predict
+    from apps.planner.perf.step import levels_of
+
+    measurements = list(
+        Measurement.objects.filter(workload=workload, concurrency__isnull=False).order_by("-measured_at")[
+            :limit
+        ]
+    )
+    if not measurements:
+        return []
+    catalog = catalog_snapshot()
+    calibration = calibrate(catalog)  # published only: the comparison must not include the measurement itself
+    out = []
+    for m in measurements:
+        if m.shrunk:
+            out.append(
+                MeasuredAgainstPredicted(m, None, None, None, None, "", "shrunk model: not comparable")
+            )
+            continue
+        try:
+            dep = Deployment(
+                catalog.model(m.model_slug), catalog.gpu(m.accelerator), catalog.quantization(m.quant), m.engine,
+                tp=m.tp,
+            )  # fmt: skip
+            levels = levels_of(dep)
+            prediction = predict(
+                dep,
+                calibration.efficiency(levels),
+                {},
+                isl=max(1, round(m.mean_prompt_tokens or m.isl)),
+                osl=max(1, round(m.mean_output_tokens or m.osl)),
+                concurrency=m.concurrency,
+            )
+        except (KeyError, UnsupportedCombination) as exc:
+            out.append(MeasuredAgainstPredicted(m, None, None, None, None, "", f"no prediction: {exc}"))
+            continue
+        band = calibration.band(levels)
+        error = (prediction.output_tokens_per_s - m.output_tokens_per_s) / m.output_tokens_per_s
+        out.append(
+            MeasuredAgainstPredicted(
+                measurement=m,
+                predicted_output_tokens_per_s=prediction.output_tokens_per_s,
+                predicted_ttft_ms=prediction.ttft_ms,
+                predicted_tpot_ms=prediction.tpot_ms,
+                throughput_error=error if m.output_tokens_per_s else None,
+                band=f"±{band.median_ape:.0%} typical ({band.rows} published rows of {band.group})",
+                note="",
+            )
+        )
+    return out

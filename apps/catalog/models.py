@@ -6,7 +6,11 @@ Every table keeps where its numbers came from.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.db import models
+
+from apps.catalog import specs
 
 
 class GpuType(models.Model):
@@ -28,6 +32,15 @@ class GpuType(models.Model):
     fp4_native = models.BooleanField()
     source = models.TextField()
     notes = models.TextField(blank=True)
+    fp6_tflops = models.FloatField(null=True, blank=True)
+    tdp_w = models.FloatField(null=True, blank=True)
+    scale_up_domain_gpus = models.PositiveIntegerField(
+        default=1, help_text="GPUs one NVLink/Infinity Fabric domain joins: 8 HGX, 72 NVL72, 1 PCIe card"
+    )
+    scale_out_gbit_per_gpu = models.FloatField(
+        null=True, blank=True, help_text="Scale-out NIC Gbit/s per GPU in the vendor reference system"
+    )
+    pcie_only = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["slug"]
@@ -56,6 +69,26 @@ class ModelArchitecture(models.Model):
     experts_per_token = models.PositiveIntegerField(default=0)
     source = models.TextField()
     notes = models.TextField(blank=True)
+    # See specs.ModelSpec for the meaning of each field below.
+    attention = models.CharField(max_length=10, default="gqa", help_text="gqa (incl. MHA/MQA) or mla")
+    v_head_dim = models.PositiveIntegerField(default=0)
+    q_lora_rank = models.PositiveIntegerField(default=0)
+    kv_lora_rank = models.PositiveIntegerField(default=0)
+    qk_rope_head_dim = models.PositiveIntegerField(default=0)
+    local_attention = models.CharField(max_length=10, blank=True, help_text="sliding, chunked or empty")
+    local_window = models.PositiveIntegerField(default=0)
+    local_layers = models.PositiveIntegerField(default=0)
+    attention_sinks = models.BooleanField(default=False)
+    moe_layers = models.PositiveIntegerField(default=0)
+    moe_intermediate = models.PositiveIntegerField(default=0)
+    dense_intermediate = models.PositiveIntegerField(default=0)
+    shared_experts = models.PositiveIntegerField(default=0)
+    expert_params = models.PositiveBigIntegerField(default=0)
+    shared_expert_params = models.PositiveBigIntegerField(default=0)
+    native_quant = models.CharField(max_length=20, blank=True)
+    native_quant_scope = models.CharField(max_length=20, blank=True)
+    params_card_total_b = models.FloatField(null=True, blank=True)
+    params_card_active_b = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["slug"]
@@ -63,9 +96,18 @@ class ModelArchitecture(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def spec(self) -> specs.ModelSpec:
+        return specs.ModelSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(specs.ModelSpec)})
+
     @property
     def kv_bytes_per_token_bf16(self) -> int:
-        return 2 * self.layers * self.kv_heads * self.head_dim * 2
+        """Every layer counted: the cost of a token while the context is shorter than every window."""
+        return round(self.spec().kv_bytes_per_token())
+
+    @property
+    def kv_bytes_per_token_bf16_8k(self) -> int:
+        """Average over an 8k-token context, sliding/chunked layers holding only their window."""
+        return round(self.spec().kv_bytes_per_token(context_tokens=8192))
 
 
 class Engine(models.Model):
@@ -99,6 +141,10 @@ class Quantization(models.Model):
     typical_quality_loss_pct = models.FloatField()
     quality_source = models.TextField()
     size_source = models.TextField()
+    native_families = models.JSONField(
+        default=list, help_text="GPU families whose tensor cores compute in this format"
+    )
+    notes = models.TextField(blank=True)
 
     class Meta:
         ordering = ["weight_bytes_per_param", "slug"]
@@ -142,6 +188,9 @@ class ApiPrice(models.Model):
     snapshot_date = models.CharField(max_length=60)
     source = models.TextField()
     notes = models.TextField(blank=True)
+    model_slug = models.CharField(
+        max_length=80, blank=True, help_text="Catalog model this API serves exactly, if any"
+    )
 
     class Meta:
         ordering = ["provider", "model"]

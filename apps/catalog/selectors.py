@@ -23,9 +23,10 @@ def catalog_snapshot(*, with_prices: bool = True) -> specs.CatalogSnapshot:
     quantizations (benchmark candidates).
     """
     gpus = tuple(_to_spec(specs.GpuSpec, row) for row in GpuType.objects.all())
-    models = tuple(_to_spec(specs.ModelSpec, row) for row in ModelArchitecture.objects.all())
+    models = tuple(row.spec() for row in ModelArchitecture.objects.all())
     quants = tuple(
-        _to_spec(specs.QuantSpec, row, engines=tuple(row.engines)) for row in Quantization.objects.all()
+        _to_spec(specs.QuantSpec, row, engines=tuple(row.engines), native_families=tuple(row.native_families))
+        for row in Quantization.objects.all()
     )
     offers: tuple[specs.OfferSpec, ...] = ()
     prices: tuple[specs.ApiPriceSpec, ...] = ()

@@ -13,6 +13,7 @@ class GpuTypeOut(serializers.ModelSerializer[GpuType]):
 
 class ModelArchitectureOut(serializers.ModelSerializer[ModelArchitecture]):
     kv_bytes_per_token_bf16 = serializers.IntegerField(read_only=True)
+    kv_bytes_per_token_bf16_8k = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = ModelArchitecture

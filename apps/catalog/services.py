@@ -45,6 +45,7 @@ def catalog_load(*, data_dir: Path = specs.DATA_DIR) -> LoadCounts:
     for quant in specs.load_quantizations(data_dir):
         values = _spec_fields(quant, exclude=("slug",))
         values["engines"] = list(quant.engines)
+        values["native_families"] = list(quant.native_families)
         Quantization.objects.update_or_create(slug=quant.slug, defaults=values)
     for definition in ENGINES.values():
         Engine.objects.update_or_create(
@@ -145,6 +146,8 @@ def _cheapest_per_instance(rows: list[dict[str, str]], provider: str, source: st
         offer = specs.parse_offer_row(row, provider=provider, source=source)
         if offer.ondemand_usd_per_hour is None and offer.spot_usd_per_hour is None:
             continue
+        if offer.gpu_count < 1:
+            continue  # a fraction of a GPU (AWS g6f: 1/8 L4) cannot hold a replica the planner sizes
         current = best.get(offer.instance_type)
         price = offer.ondemand_usd_per_hour if offer.ondemand_usd_per_hour is not None else float("inf")
         current_price = (

@@ -8,6 +8,7 @@ the first number is taken and the raw text stays in the notes.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +49,15 @@ class GpuSpec:
     fp4_native: bool
     source: str
     notes: str
+    fp6_tflops: float | None = None
+    tdp_w: float | None = None
+    # GPUs one scale-up fabric (NVLink/NVSwitch, Infinity Fabric) joins: 8 on an HGX/OAM board, 72 in an NVL72
+    # rack, 1 for a PCIe card without a bridge. Traffic beyond the domain goes over the scale-out NICs.
+    scale_up_domain_gpus: int = 1
+    scale_out_gbit_per_gpu: float | None = (
+        None  # NIC line rate per GPU in the vendor's reference system, Gbit/s
+    )
+    pcie_only: bool = False
 
     @property
     def is_cpu(self) -> bool:
@@ -78,10 +88,95 @@ class ModelSpec:
     experts_per_token: int
     source: str
     notes: str
+    # Attention beyond plain multi/grouped-query attention. For "mla" (DeepSeek multi-head latent attention) the
+    # cache holds one compressed latent of kv_lora_rank plus one rope key of qk_rope_head_dim per token and layer,
+    # shared by all heads; kv_heads and head_dim keep the config's meaning (query/key heads of width
+    # qk_nope_head_dim + qk_rope_head_dim).
+    attention: str = "gqa"  # "gqa" (includes MHA and MQA) | "mla"
+    v_head_dim: int = 0  # 0: same as head_dim
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    # Layers that attend only to the last `local_window` tokens ("sliding": Gemma, gpt-oss) or only within their
+    # own chunk of `local_window` tokens ("chunked": Llama 4). Their cache never needs more than the window.
+    local_attention: str = ""  # "" | "sliding" | "chunked"
+    local_window: int = 0
+    local_layers: int = 0
+    attention_sinks: bool = False  # learned per-head sink logits (gpt-oss)
+    # Mixture of experts, per layer. `intermediate` stays the routed expert width for MoE models.
+    moe_layers: int = 0
+    moe_intermediate: int = 0
+    dense_intermediate: int = 0  # MLP width of the dense (non-MoE) layers of a MoE model
+    shared_experts: int = 0
+    expert_params: int = 0  # one routed expert of one MoE layer, biases included
+    shared_expert_params: int = 0  # all shared experts of one MoE layer
+    # The precision the published checkpoint ships in: "" (16-bit) or a quantization slug, and which weights it
+    # covers ("experts": routed experts only, attention and embeddings stay 16-bit; "linear": every linear layer).
+    native_quant: str = ""
+    native_quant_scope: str = ""
+    params_card_total_b: float | None = None
+    params_card_active_b: float | None = None
 
-    def kv_bytes_per_token(self, kv_bytes_per_element: float = 2.0) -> float:
-        """K and V for every layer: 2 · layers · kv_heads · head_dim · bytes."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * kv_bytes_per_element
+    @property
+    def is_mla(self) -> bool:
+        return self.attention == "mla"
+
+    @property
+    def full_attention_layers(self) -> int:
+        return self.layers - self.local_layers
+
+    @property
+    def dense_layers(self) -> int:
+        return self.layers - self.moe_layers
+
+    @property
+    def routed_expert_params_total(self) -> int:
+        """Every routed expert of every MoE layer: what expert parallelism spreads across GPUs."""
+        return self.moe_layers * self.num_experts * self.expert_params
+
+    @property
+    def expert_params_per_token(self) -> int:
+        """Expert weights one token reads: its routed experts plus the shared ones, over all MoE layers."""
+        return self.moe_layers * (self.experts_per_token * self.expert_params + self.shared_expert_params)
+
+    def kv_bytes_per_token_per_layer(self, kv_bytes_per_element: float = 2.0) -> float:
+        if self.is_mla:
+            return (self.kv_lora_rank + self.qk_rope_head_dim) * kv_bytes_per_element
+        v_dim = self.v_head_dim or self.head_dim
+        return self.kv_heads * (self.head_dim + v_dim) * kv_bytes_per_element
+
+    def kv_cache_bytes(self, context_tokens: int, kv_bytes_per_element: float = 2.0) -> float:
+        """Cache of one sequence holding `context_tokens`, local layers capped at their window.
+
+        This is what an engine holds when it frees blocks that left the window; one that keeps every token for
+        every layer holds kv_bytes_per_token() · context_tokens instead.
+        """
+        if context_tokens < 0:
+            raise ValueError("context_tokens must not be negative")
+        local_tokens = min(context_tokens, self.local_window) if self.local_layers else 0
+        token_layers = self.full_attention_layers * context_tokens + self.local_layers * local_tokens
+        return token_layers * self.kv_bytes_per_token_per_layer(kv_bytes_per_element)
+
+    def kv_bytes_per_token(
+        self, kv_bytes_per_element: float = 2.0, context_tokens: int | None = None
+    ) -> float:
+        """Cache bytes per token of context. Without a context length every layer counts (the cost of a token
+        while the context is shorter than every window); with one, the average over that context."""
+        if context_tokens is None or not self.local_layers:
+            return self.layers * self.kv_bytes_per_token_per_layer(kv_bytes_per_element)
+        if context_tokens <= 0:
+            raise ValueError("context_tokens must be positive")
+        return self.kv_cache_bytes(context_tokens, kv_bytes_per_element) / context_tokens
+
+    def kv_bytes_per_token_gpu(
+        self, tp: int, kv_bytes_per_element: float = 2.0, context_tokens: int | None = None
+    ) -> float:
+        """Per GPU under tensor parallelism: KV heads split across ranks (and repeat once tp exceeds them); the
+        MLA latent has no head dimension, so every rank holds all of it."""
+        whole = self.kv_bytes_per_token(kv_bytes_per_element, context_tokens)
+        if self.is_mla or tp <= 1:
+            return whole
+        return whole * math.ceil(self.kv_heads / tp) / self.kv_heads
 
 
 @dataclass(frozen=True)
@@ -97,6 +192,10 @@ class QuantSpec:
     typical_quality_loss_pct: float
     quality_source: str
     size_source: str
+    # Architecture families whose tensor cores compute in this format; elsewhere an engine dequantizes the
+    # weights and computes in `compute_dtype` (weight-only).
+    native_families: tuple[str, ...] = ()
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +223,7 @@ class ApiPriceSpec:
     snapshot_date: str
     source: str
     notes: str
+    model_slug: str = ""  # catalog model the API serves, when it serves one of them exactly
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -131,7 +231,23 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(handle)
 
 
-_FAMILIES = ("hopper", "blackwell", "ampere", "ada", "turing", "cdna 3", "cdna3", "volta", "cpu")
+_FAMILIES = (
+    "hopper",
+    "blackwell",
+    "ampere",
+    "ada",
+    "turing",
+    "cdna 3",
+    "cdna3",
+    "cdna 4",
+    "cdna4",
+    "volta",
+    "cpu",
+)
+# AMD lists gfx942/gfx950; the CUDA-style number is kept only for NVIDIA. CDNA3 and CDNA4 are treated as
+# Hopper-class for the compute-capability checks (FP8 and BF16 tensor cores); CDNA4's FP4/FP6 shows in fp4_native.
+_AMD_FAMILIES = frozenset({"cdna3", "cdna4"})
+_FP4_FAMILIES = frozenset({"blackwell", "cdna4"})
 
 
 def _family(architecture: str) -> str:
@@ -153,10 +269,8 @@ def load_gpus(data_dir: Path = DATA_DIR) -> list[GpuSpec]:
                     name=row["gpu"],
                     vendor=row["vendor"],
                     architecture=family,
-                    # AMD lists gfx942; the CUDA-style number is kept only for NVIDIA, and CDNA3 is treated as
-                    # Hopper-class for precision support (FP8 and BF16 tensor cores).
                     compute_capability=9.0
-                    if family == "cdna3"
+                    if family in _AMD_FAMILIES
                     else first_number(row["compute_capability"]) or 0.0,
                     memory_gb=first_number(row["memory_gb"]) or 0.0,
                     memory_bandwidth_tbps=first_number(row["mem_bw_TBps"]) or 0.0,
@@ -168,10 +282,15 @@ def load_gpus(data_dir: Path = DATA_DIR) -> list[GpuSpec]:
                     interconnect=row["interconnect"],
                     interconnect_gbps=first_number(row["interconnect_GBps_bidir"]) or 0.0,
                     fp8_native=row["fp8_native"].strip().lower().startswith("yes")
-                    or family in {"hopper", "ada", "blackwell", "cdna3"},
-                    fp4_native=family == "blackwell",
+                    or family in {"hopper", "ada", "blackwell", "cdna3", "cdna4"},
+                    fp4_native=family in _FP4_FAMILIES,
                     source=row["spec_source_primary"],
                     notes=row["notes_uncertainty"],
+                    fp6_tflops=first_number(row.get("fp6_dense_TFLOPS")),
+                    tdp_w=first_number(row.get("tdp_W")),
+                    scale_up_domain_gpus=int(first_number(row.get("scale_up_domain_gpus")) or 1),
+                    scale_out_gbit_per_gpu=first_number(row.get("scale_out_Gbps_per_gpu")),
+                    pcie_only=(row.get("pcie_only") or "").strip().lower() == "yes",
                 )
             )
     return specs
@@ -182,10 +301,16 @@ def _moe_shape(row: dict[str, str]) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
+def _count(row: dict[str, str], key: str) -> int:
+    return int(first_number(row.get(key)) or 0)
+
+
 def load_models(data_dir: Path = DATA_DIR) -> list[ModelSpec]:
     specs = []
     for row in _rows(data_dir / "models.csv"):
-        num_experts, experts_per_token = _moe_shape(row)
+        num_experts, experts_per_token = _count(row, "num_experts"), _count(row, "experts_per_token")
+        if not num_experts:
+            num_experts, experts_per_token = _moe_shape(row)
         specs.append(
             ModelSpec(
                 slug=row["slug"],
@@ -206,6 +331,26 @@ def load_models(data_dir: Path = DATA_DIR) -> list[ModelSpec]:
                 experts_per_token=experts_per_token,
                 source=row["config_source_retrieved"],
                 notes="; ".join(filter(None, [row["context_notes"], row["type"], row["notes"]])),
+                attention=row.get("attention") or "gqa",
+                v_head_dim=_count(row, "v_head_dim"),
+                q_lora_rank=_count(row, "q_lora_rank"),
+                kv_lora_rank=_count(row, "kv_lora_rank"),
+                qk_rope_head_dim=_count(row, "qk_rope_head_dim"),
+                local_attention=row.get("local_attention") or "",
+                local_window=_count(row, "local_window"),
+                local_layers=_count(row, "local_layers"),
+                attention_sinks=(row.get("attention_sinks") or "").strip().lower() == "yes",
+                moe_layers=_count(row, "moe_layers") or (int(row["layers"]) if num_experts else 0),
+                moe_intermediate=_count(row, "moe_intermediate")
+                or (int(row["intermediate"]) if num_experts else 0),
+                dense_intermediate=_count(row, "dense_intermediate"),
+                shared_experts=_count(row, "shared_experts"),
+                expert_params=_count(row, "expert_params"),
+                shared_expert_params=_count(row, "shared_expert_params"),
+                native_quant=row.get("native_quant") or "",
+                native_quant_scope=row.get("native_quant_scope") or "",
+                params_card_total_b=first_number(row.get("params_card_total_B")),
+                params_card_active_b=first_number(row.get("params_card_active_B")),
             )
         )
     return specs
@@ -225,6 +370,8 @@ def load_quantizations(data_dir: Path = DATA_DIR) -> list[QuantSpec]:
             typical_quality_loss_pct=float(row["typical_quality_loss_pct"]),
             quality_source=row["quality_source"],
             size_source=row["size_source"],
+            native_families=tuple(f for f in (row.get("native_families") or "").split(";") if f),
+            notes=row.get("notes") or "",
         )
         for row in _rows(data_dir / "quantizations.csv")
     ]
@@ -239,9 +386,13 @@ _ACCELERATOR_SLUGS = {
     "h100-80g-pcie": "h100-pcie",
     "h100-80g-pcie-nvlink": "h100-pcie",
     "h100-nvl": "h100-nvl",
+    "h100-mega": "h100-sxm",  # Google Cloud a3-megagpu: H100 SXM with more NICs
     "h200": "h200",
+    "h20": "h20",
     "b200": "b200",
+    "b300": "b300",
     "gb200": "gb200",
+    "gb300": "gb300",
     "a100-80gb": "a100-80gb",
     "a100-80g-pcie": "a100-80gb",
     "a100-80g-pcie-nvlink": "a100-80gb",
@@ -257,19 +408,30 @@ _ACCELERATOR_SLUGS = {
     "a10g": "a10g",
     "a10": "a10",
     "t4": "t4",
+    "rtx3090": "rtx-3090",
+    "rtx-3090": "rtx-3090",
     "rtx4090": "rtx-4090",
     "rtx-4090": "rtx-4090",
+    "rtx5090": "rtx-5090",
+    "rtx-5090": "rtx-5090",
     "rtx6000ada": "rtx-6000-ada",
     "rtx-6000-ada": "rtx-6000-ada",
+    "rtxpro6000": "rtx-pro-6000",
+    "rtx-pro-6000": "rtx-pro-6000",
     "mi300x": "mi300x",
     "mi325x": "mi325x",
+    "mi355x": "mi355x",
 }
+# Azure names the H100 NVL of its NCads H100 v5 series plain "H100" (see gpu_prices.README.md).
+_AZURE_H100_NVL = re.compile(r"^Standard_NC\d+a\w*_H100_v5$")
 
 
 def accelerator_slug(accelerator: str, instance_type: str = "") -> str | None:
     slug = _ACCELERATOR_SLUGS.get(accelerator.strip().lower())
     if slug == "h100-sxm" and "pcie" in instance_type.lower():
         return "h100-pcie"
+    if slug == "h100-sxm" and _AZURE_H100_NVL.match(instance_type):
+        return "h100-nvl"
     return slug
 
 
@@ -316,6 +478,7 @@ def load_api_prices(data_dir: Path = DATA_DIR) -> list[ApiPriceSpec]:
                 notes=" ".join(
                     filter(None, [row["notes"], row["input_usd_per_Mtok"], row["output_usd_per_Mtok"]])
                 ),
+                model_slug=row.get("model_slug") or "",
             )
         )
     return specs

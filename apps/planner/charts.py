@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from apps.catalog.specs import CatalogSnapshot
-from apps.planner.calc import Deployment, UnsupportedCombination
-from apps.planner.calibration import Calibration, MeasuredPoint, predict_point
+from apps.planner.perf.calibration import Calibration
+from apps.planner.perf.corpus import MeasuredPoint
+from apps.planner.perf.deployment import Deployment, UnsupportedCombination
+from apps.planner.perf.predict import predict_point
 
 COLOURS = ("#0a58ca", "#d63384", "#198754", "#fd7e14", "#6f42c1")
 HOURS = list(range(24))
@@ -196,7 +198,8 @@ def latency_figure(
                 break
             xs.append(round(point.output_tokens_per_s, 1))
             ys.append(round(point.tpot_ms, 2))
-            band = point.error_band_rel if point.source == "predicted" else band
+            # The curve is time per output token: its band is the TPOT group's typical cross-validated error.
+            band = point.bands["tpot_ms"].median_ape if point.source == "predicted" else band
         if not xs:
             continue
         label = option_label(option)

@@ -6,8 +6,8 @@ from django.db.models import QuerySet
 from apps.accounts.selectors import AnyUser
 from apps.catalog.selectors import catalog_snapshot
 from apps.catalog.specs import CatalogSnapshot, load_snapshot
-from apps.planner.calibration import MeasuredPoint
 from apps.planner.models import Recommendation
+from apps.planner.perf.corpus import MeasuredPoint
 
 
 def recommendations_visible_to(*, user: AnyUser) -> QuerySet[Recommendation]:

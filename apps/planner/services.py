@@ -8,9 +8,10 @@ from django.utils import timezone
 from apps.accounts.models import Team
 from apps.accounts.selectors import AnyUser
 from apps.catalog.selectors import catalog_snapshot
-from apps.planner.calibration import MeasuredPoint
 from apps.planner.models import PlanStatus, Recommendation
-from apps.planner.search import WorkloadError, plan, workload_spec_from_dict
+from apps.planner.perf.corpus import MeasuredPoint
+from apps.planner.pipeline.plan import plan
+from apps.planner.pipeline.workload import WorkloadError, workload_spec_from_dict
 from apps.workloads.models import Workload
 from apps.workloads.services import ensure_can_write
 

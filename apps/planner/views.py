@@ -10,8 +10,8 @@ from django_htmx.middleware import HtmxDetails
 
 from apps.catalog.selectors import catalog_snapshot
 from apps.planner import charts, selectors, services
-from apps.planner.calibration import calibrate
 from apps.planner.models import Recommendation
+from apps.planner.perf.calibration import calibrate
 from apps.planner.services import measured_points_for
 from apps.workloads.selectors import workloads_visible_to
 

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from apps.catalog.models import ApiPrice, CloudOffer, Engine, GpuType, ModelArchitecture, Quantization
 from apps.catalog.selectors import catalog_snapshot
 from apps.catalog.services import catalog_load
-from apps.catalog.specs import first_number, load_snapshot
+from apps.catalog.specs import first_number, load_models, load_snapshot
 
 SKYPILOT_HEADER = (
     "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,AvailabilityZone\n"
@@ -20,9 +20,11 @@ def test_load_catalog_is_idempotent(db: None) -> None:
     second = catalog_load()
 
     assert first == second
-    assert (first.gpus, first.models, first.engines, first.quantizations) == (19, 12, 6, 9)
-    assert GpuType.objects.count() == 19
-    assert CloudOffer.objects.count() == first.offers == 506
+    # 25 GPUs in gpus.csv + the CPU class in accelerators_extra.csv; 554 offers (gpu_prices.README.md)
+    assert (first.gpus, first.models, first.engines, first.quantizations) == (26, 25, 6, 11)
+    assert GpuType.objects.count() == 26
+    assert CloudOffer.objects.count() == first.offers == 554
+    assert ApiPrice.objects.count() == first.api_prices == 60
 
 
 def test_catalog_keeps_sources(db: None) -> None:
@@ -75,19 +77,24 @@ def test_first_number_reads_researched_cells(raw: str, number: float | None) -> 
     assert first_number(raw) == number
 
 
-def test_import_prices_refreshes_one_provider_from_skypilot(db: None, tmp_path: Path) -> None:
+def _import_skypilot(tmp_path: Path, provider: str, *rows: str) -> None:
     vms = tmp_path / "vms.csv"
-    vms.write_text(
-        SKYPILOT_HEADER
-        + "gpu_8x_h100_sxm5,H100,8,208,1800,23.92,,us-east-1,us-east-1a\n"
-        + "gpu_8x_h100_sxm5,H100,8,208,1800,21.50,,us-west-1,us-west-1a\n"
-        + "gpu_1x_h100_pcie,H100,1,26,200,2.49,1.10,us-east-1,us-east-1a\n"
-        + "cpu_only,,,8,32,0.40,,us-east-1,us-east-1a\n"
-    )
+    vms.write_text(SKYPILOT_HEADER + "".join(f"{row}\n" for row in rows))
+    call_command("import_prices", "--skypilot", str(vms), "--provider", provider)
+
+
+def test_import_prices_refreshes_one_provider_from_skypilot(db: None, tmp_path: Path) -> None:
     lambda_before = CloudOffer.objects.filter(provider="lambda").count()
     assert lambda_before > 2
 
-    call_command("import_prices", "--skypilot", str(vms), "--provider", "lambda")
+    _import_skypilot(
+        tmp_path,
+        "lambda",
+        "gpu_8x_h100_sxm5,H100,8,208,1800,23.92,,us-east-1,us-east-1a",
+        "gpu_8x_h100_sxm5,H100,8,208,1800,21.50,,us-west-1,us-west-1a",
+        "gpu_1x_h100_pcie,H100,1,26,200,2.49,1.10,us-east-1,us-east-1a",
+        "cpu_only,,,8,32,0.40,,us-east-1,us-east-1a",
+    )
 
     offers = {o.instance_type: o for o in CloudOffer.objects.filter(provider="lambda")}
     assert set(offers) == {"gpu_8x_h100_sxm5", "gpu_1x_h100_pcie"}
@@ -121,6 +128,9 @@ def test_catalog_api_lists_and_filters(db: None, django_user_model: object) -> N
     gpus = client.get("/api/v1/catalog/gpus/?search=h100").json()
     assert {g["slug"] for g in gpus["results"]} == {"h100-sxm", "h100-pcie", "h100-nvl"}
     assert client.get("/api/v1/catalog/models/llama-3.1-70b/").json()["kv_bytes_per_token_bf16"] == 327680
+    r1 = client.get("/api/v1/catalog/models/deepseek-r1/").json()
+    assert (r1["attention"], r1["kv_lora_rank"], r1["kv_bytes_per_token_bf16"]) == ("mla", 512, 70272)
+    assert client.get("/api/v1/catalog/models/gpt-oss-120b/").json()["kv_bytes_per_token_bf16_8k"] == 37440
     offers = client.get("/api/v1/catalog/offers/?gpu=h200&page_size=200").json()["results"]
     assert offers
     assert all(o["gpu"] == "h200" for o in offers)
@@ -129,3 +139,115 @@ def test_catalog_api_lists_and_filters(db: None, django_user_model: object) -> N
         == "max_usd_per_hour"
     )
     assert client.get("/api/v1/catalog/gpus/h900/").status_code == 404
+
+
+def test_import_prices_skips_fractional_gpus(db: None, tmp_path: Path) -> None:
+    _import_skypilot(
+        tmp_path,
+        "aws",
+        "g6f.xlarge,L4,0.125,4,16,0.2,,us-east-1,us-east-1a",
+        "g6.xlarge,L4,1,4,16,0.80,0.39,us-east-1,us-east-1a",
+    )
+
+    offers = CloudOffer.objects.filter(provider="aws")
+    assert [(o.instance_type, o.gpu_count, o.gpu.slug if o.gpu else None) for o in offers] == [
+        ("g6.xlarge", 1, "l4")
+    ]
+
+
+def test_new_gpu_fields_are_loaded(db: None) -> None:
+    gpus = {g.slug: g for g in GpuType.objects.all()}
+
+    assert {
+        s: gpus[s].scale_up_domain_gpus for s in ("h100-sxm", "b300", "gb200", "gb300", "h100-nvl", "l4")
+    } == {
+        "h100-sxm": 8,
+        "b300": 8,
+        "gb200": 72,
+        "gb300": 72,
+        "h100-nvl": 2,
+        "l4": 1,
+    }
+    assert (gpus["b300"].memory_gb, gpus["b300"].scale_out_gbit_per_gpu, gpus["b300"].fp4_native) == (
+        288,
+        800,
+        True,
+    )
+    assert gpus["h200"].scale_out_gbit_per_gpu == 400
+    assert gpus["rtx-5090"].pcie_only
+    assert gpus["rtx-pro-6000"].pcie_only
+    assert not gpus["h20"].pcie_only
+    assert gpus["mi355x"].architecture == "cdna4"
+    assert gpus["mi355x"].fp4_native
+    assert gpus["mi355x"].fp6_tflops == gpus["mi355x"].fp4_tflops  # CDNA4 runs FP6 at the FP4 rate
+    assert gpus["b200"].fp6_tflops == gpus["b200"].fp8_tflops  # Blackwell runs FP6 at the FP8 rate
+    assert gpus["h20"].memory_bandwidth_tbps == 4.0
+    assert gpus["h20"].bf16_tflops == 148
+    assert all(g.source for g in gpus.values())
+
+
+def test_native_checkpoint_formats_are_quantizations(db: None) -> None:
+    mxfp4 = Quantization.objects.get(slug="mxfp4")
+    fp8_block = Quantization.objects.get(slug="fp8-block")
+
+    assert mxfp4.weight_bytes_per_param == 17 / 32  # 32 four-bit values + one E8M0 scale byte
+    assert mxfp4.native_families == ["blackwell", "cdna4"]
+    assert set(mxfp4.engines) == {"vllm", "sglang", "trtllm", "llamacpp"}
+    assert "Hopper" in mxfp4.notes
+    assert "Marlin" in mxfp4.notes
+    assert fp8_block.compute_dtype == "fp8"
+    assert "hopper" in fp8_block.native_families
+    natives = {
+        m.slug: (m.native_quant, m.native_quant_scope)
+        for m in ModelArchitecture.objects.all()
+        if m.native_quant
+    }
+    assert natives == {
+        "gpt-oss-20b": ("mxfp4", "experts"),
+        "gpt-oss-120b": ("mxfp4", "experts"),
+        "deepseek-r1": ("fp8-block", "linear"),
+        "deepseek-v3.1": ("fp8-block", "linear"),
+    }
+    assert all(Quantization.objects.filter(slug=quant).exists() for quant, _ in natives.values())
+
+
+def test_api_prices_name_the_catalog_model_they_serve(db: None) -> None:
+    known = set(ModelArchitecture.objects.values_list("slug", flat=True))
+    served = {p.model_slug for p in ApiPrice.objects.exclude(model_slug="")}
+
+    assert served <= known
+    # every model the issue adds has at least one hosted price to compare with
+    assert {"gpt-oss-20b", "gpt-oss-120b", "deepseek-r1", "deepseek-v3.1", "qwen3-30b-a3b", "qwen3-235b-a22b",
+            "llama-4-scout", "llama-4-maverick", "gemma-3-27b", "mistral-small-3.2", "qwen3-8b", "llama-2-7b",
+            "llama-2-70b"} <= served  # fmt: skip
+    assert ApiPrice.objects.get(provider="Groq", model="openai/gpt-oss-120b").output_usd_per_mtok == 0.6
+
+
+def test_hyperscaler_offers_map_to_catalog_gpus(db: None) -> None:
+    offers = CloudOffer.objects.filter(provider__in=["aws", "gcp", "azure"]).select_related("gpu")
+
+    assert {o.provider for o in offers} == {"aws", "gcp", "azure"}
+    assert all(o.gpu is not None and o.gpu_count >= 1 for o in offers)
+    by_type = {o.instance_type: o for o in offers}
+    slugs = {name: offer.gpu.slug if offer.gpu else None for name, offer in by_type.items()}
+    assert slugs["p6-b300.48xlarge"] == "b300"
+    assert slugs["a3-megagpu-8g"] == "h100-sxm"
+    assert by_type["a4-highgpu-8g"].ondemand_usd_per_hour == 90.216
+    assert slugs["Standard_NC40ads_H100_v5"] == "h100-nvl"  # NCads H100 v5 carries the H100 NVL
+    assert slugs["Standard_ND96isr_H100_v5"] == "h100-sxm"
+    assert by_type["Standard_ND96isr_H100_v5"].gpu_count == 8
+
+
+def test_models_csv_kv_columns_agree_with_the_spec() -> None:
+    import csv
+
+    from apps.catalog.specs import DATA_DIR
+
+    with (DATA_DIR / "models.csv").open(newline="") as handle:
+        rows = {row["slug"]: row for row in csv.DictReader(handle)}
+    for model in load_models():
+        row = rows[model.slug]
+        assert int(row["kv_bytes_per_token_bf16"]) == model.kv_bytes_per_token(), model.slug
+        assert int(row["kv_bytes_per_token_bf16_8k"]) == round(
+            model.kv_bytes_per_token(context_tokens=8192)
+        ), model.slug

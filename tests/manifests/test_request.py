@@ -10,7 +10,8 @@ import pytest
 from apps.catalog.specs import load_snapshot
 from apps.manifests.build import ManifestError, OverflowTarget, build_bundle, request_from_plan
 from apps.manifests.validate import validate_bundle
-from apps.planner.search import plan, workload_spec_from_dict
+from apps.planner.pipeline.plan import plan
+from apps.planner.pipeline.workload import workload_spec_from_dict
 from tests.manifests.helpers import engine_container, flag_value, k8s
 
 WORKLOAD: dict[str, Any] = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from apps.catalog.specs import CatalogSnapshot, load_snapshot
-from apps.planner.calibration import Calibration, calibrate
+from apps.planner.perf.calibration import Calibration, calibrate
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.planner.test_search import workload
+from tests.planner.pipeline.test_plan import workload
 
 ROOT = Path(__file__).resolve().parents[2]
 PREDICT = [
@@ -72,6 +73,8 @@ def test_predict_returns_a_published_measurement_labelled_measured() -> None:
     assert result["source"] == "measured"
     assert result["output_tokens_per_s"] == pytest.approx(623.4)
     assert result["ttft_ms"] == pytest.approx(688.69)
+    assert result["basis"].startswith("measured: published: NVIDIA NIM")
+    assert any("model predicted" in note for note in result["notes"])
 
 
 @pytest.mark.django_db
@@ -144,10 +147,13 @@ def test_calibration_report_prints_rows_and_both_error_figures() -> None:
     call_command("calibration_report", stdout=out)
 
     text = out.getvalue()
-    assert "trtllm/hopper/fp8: 16 points" in text
-    assert "in-sample: median APE" in text
-    assert "leave-one-out: median APE" in text
-    assert text.count("llama-3.3-70b") >= 7
+    assert "leave-one-source-out" in text
+    assert "overall (leave-one-source-out):" in text
+    for metric in ("output_tokens_per_s", "ttft_ms", "tpot_ms"):
+        assert re.search(rf"{metric}\s+\d+ rows\s+median\s+[\d.]+%\s+p90\s+[\d.]+%", text), metric
+    assert "per group:" in text
+    assert "trtllm / hopper / fp8 / output_tokens_per_s" in text
+    assert "worst rows:" in text
 
 
 @pytest.mark.django_db

@@ -17,11 +17,22 @@ def evidence_badge(item: dict[str, Any]) -> SafeString:
     if source == "measured":
         detail = item.get("calibration_basis") or item.get("basis") or "measured on attached hardware"
         return format_html('<span class="badge measured" title="{}">measured</span>', detail)
-    band = item.get("error_band_rel")
+    band = item.get("error_band") or {}
     key = item.get("calibration_key", "")
-    basis = item.get("calibration_basis", "")
-    title = f"Predicted by the calibrated performance model ({key}; {basis})"
-    label = f"predicted ±{band:.0%}" if isinstance(band, int | float) else "predicted"
+    if isinstance(band.get("median_ape"), int | float):
+        label = f"predicted ±{band['median_ape']:.0%}"
+        title = (
+            f"Predicted by the performance model ({key}). Leave-one-source-out error of its group "
+            f"({band.get('group', '?')}): ±{band['median_ape']:.0%} typical, {band.get('p90_ape', 0):.0%} at p90, "
+            f"from {band.get('rows', 0)} published rows."
+        )
+        evidence = item.get("evidence") or {}
+        if evidence:
+            title += " Rows behind it: " + ", ".join(f"{k} {v}" for k, v in evidence.items()) + "."
+    else:  # plans made before error bands were cross-validated
+        legacy = item.get("error_band_rel")
+        label = f"predicted ±{legacy:.0%}" if isinstance(legacy, int | float) else "predicted"
+        title = f"Predicted by the performance model ({key})"
     return format_html('<span class="badge predicted" title="{}">{}</span>', title, label)
 
 
@@ -48,3 +59,10 @@ def replica_range(replicas_by_hour: Any) -> str:
 def reason_label(reason: Any) -> str:
     """'no_offer' → 'no offer'."""
     return str(reason).replace("_", " ")
+
+
+@register.filter
+def standing_label(option: dict[str, Any]) -> str:
+    """'1', or '=2' when the option is tied with others within the error bands."""
+    standing = option.get("standing", option.get("rank"))
+    return f"={standing}" if option.get("tied_with") else str(standing)

@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.manifests.build import ManifestError, build_bundle, request_from_plan
 from apps.manifests.bundle import write_bundle
 from apps.manifests.validate import validate_bundle
-from apps.planner.search import WorkloadError, plan, workload_spec_from_dict
+from apps.planner.pipeline.plan import plan
+from apps.planner.pipeline.workload import WorkloadError, workload_spec_from_dict
 from apps.planner.selectors import planner_catalog, planner_measured_points
 
 

@@ -3,57 +3,67 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.planner.calibration import calibrate, calibration_report
-from apps.planner.selectors import planner_catalog, planner_measured_points
+from apps.planner.perf.calibration import FIT_PATH, calibration_report, save_fit
+from apps.planner.selectors import planner_catalog
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:5.1f}%"
 
 
 class Command(BaseCommand):
     help = (
-        "Each calibration row's predicted against measured throughput; median and p90 APE, in-sample and LOO."
+        "Fit the performance model to the published corpus and cross-validate it leaving one source out: median "
+        "and p90 absolute percentage error overall, per group and per source, and the worst rows."
     )
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--json", action="store_true")
+        parser.add_argument("--json", action="store_true", help="print the whole report as one JSON object")
+        parser.add_argument("--rows", action="store_true", help="also print every row")
+        parser.add_argument(
+            "--write", action="store_true", help=f"save the fit and its error bands to {FIT_PATH.name}"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        catalog = planner_catalog()
-        report = calibration_report(calibrate(catalog, planner_measured_points()))
+        report = calibration_report(planner_catalog())
+        calibration = report.pop("calibration")
+        if options["write"]:
+            save_fit(calibration)
         if options["json"]:
-            self.stdout.write(json.dumps(report, allow_nan=False, default=str))
+            self.stdout.write(json.dumps(report, default=str))
             return
         out = self.stdout.write
-        out(f"catalog {report['catalog_version']}; {report['metric']}")
-        for key in report["keys"]:
+        out(f"{report['method']}")
+        out(f"rows used: {report['rows_used']}; skipped: {report['rows_skipped']}")
+        out("")
+        out("overall (leave-one-source-out):")
+        for metric, s in report["overall"].items():
+            out(
+                f"  {metric:<22} {s['rows']:>4} rows  median {_pct(s['median_ape'])}  p90 {_pct(s['p90_ape'])}"
+            )
+        for title, key in (
+            ("per engine", "by_engine"),
+            ("per group", "by_group"),
+            ("per source", "by_source"),
+        ):
             out("")
-            out(
-                f"{key['key']}: {key['n_points']} points; MBU {key['mbu']:.3f}, MFU {key['mfu']:.3f}, "
-                f"step overhead {key['step_overhead_ms']:.2f} ms, attention MBU {key['attention_mbu']:.3f}"
-            )
-            out(
-                f"{'id':>4} {'model':<16} {'tp':>2} {'isl':>6} {'osl':>5} {'conc':>5} "
-                f"{'measured':>9} {'predicted':>9} {'APE':>6} {'LOO pred':>9} {'LOO APE':>7}"
-            )
-            for row in key["rows"]:
-                loo = row["loo_predicted_tokens_per_s"]
+            out(f"{title}:")
+            for g in report[key]:
                 out(
-                    f"{row['id']:>4} {row['model']:<16} {row['tp']:>2} {row['isl']:>6} {row['osl']:>5} "
-                    f"{row['concurrency'] if row['concurrency'] is not None else 'off':>5} "
-                    f"{row['measured_tokens_per_s']:>9.1f} {row['predicted_tokens_per_s']:>9.1f} "
-                    f"{row['ape'] * 100:>5.1f}% "
-                    f"{loo if loo is not None else float('nan'):>9.1f} "
-                    f"{(row['loo_ape'] or float('nan')) * 100:>6.1f}%"
+                    f"  {g['group']:<62} {g['rows']:>4}  median {_pct(g['median_ape'])}  p90 {_pct(g['p90_ape'])}"
                 )
-            ins, loo_s = key["in_sample"], key["leave_one_out"]
-            out(f"in-sample: median APE {ins['median_ape'] * 100:.1f}%, p90 {ins['p90_ape'] * 100:.1f}%")
+        out("")
+        out("worst rows:")
+        for r in report["worst_rows"]:
             out(
-                f"leave-one-out: median APE {loo_s['median_ape'] * 100:.1f}%, p90 {loo_s['p90_ape'] * 100:.1f}%"
+                f"  {r['id']:<34} {r['engine']:<8} {r['model']:<18} {r['gpus']}x {r['gpu']:<12} {r['parallelism']:<9} "
+                f"{r['precision']:<11} {r['isl']:>6.0f}/{r['osl']:<6.0f} {r['load']:<11} {r['metric']:<20} "
+                f"published {r['published']:>10.1f}  predicted {r['cross_validated']:>10.1f}  ({_pct(r['ape'])})"
             )
-            out(f"error band used for this key: ±{key['error_band_rel'] * 100:.1f}%")
-            for metric, summary in key["latency_in_sample"].items():
-                if summary:
-                    out(
-                        f"{metric} (not fitted, concurrency rows): median APE {summary['median_ape'] * 100:.1f}%, "
-                        f"p90 {summary['p90_ape'] * 100:.1f}%"
-                    )
-        for line in report["skipped"]:
-            out(f"skipped: {line}")
+        if options["rows"]:
+            out("")
+            for r in report["rows"]:
+                out(json.dumps(r, default=str))
+        if options["write"]:
+            out(f"\nwrote {FIT_PATH}")

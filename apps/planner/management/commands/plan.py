@@ -4,12 +4,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.planner.search import WorkloadError, plan, workload_spec_from_dict
+from apps.planner.pipeline.plan import plan
+from apps.planner.pipeline.workload import WorkloadError, workload_spec_from_dict
 from apps.planner.selectors import planner_catalog, planner_measured_points
 
 
 class Command(BaseCommand):
     help = "Rank self-hosted deployments for a workload file and compare them with hosted APIs."
+    # A one-shot calculation: the URL and model checks would double its start-up for nothing.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workload-file", required=True, type=Path)

@@ -6,8 +6,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.catalog.hf_config import ConfigError, model_spec_from_hf_config
 from apps.catalog.specs import ModelSpec
-from apps.planner.calc import Deployment, UnsupportedCombination
-from apps.planner.calibration import calibrate, predict_point
+from apps.planner.perf.calibration import calibrate
+from apps.planner.perf.deployment import Deployment, UnsupportedCombination
+from apps.planner.perf.predict import predict_point
 from apps.planner.selectors import planner_catalog, planner_measured_points
 
 
@@ -16,6 +17,8 @@ class Command(BaseCommand):
         "Predict throughput and latency of one deployment at fixed lengths: offline maximum throughput, or a "
         "closed loop at --concurrency. Measured data for the exact configuration wins and is labelled so."
     )
+    # A one-shot calculation: the URL and model checks would double its start-up for nothing.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         model = parser.add_mutually_exclusive_group(required=True)

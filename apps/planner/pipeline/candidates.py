@@ -1,0 +1,198 @@
+"""Stage 1, candidates: every (engine, quantization, GPU, parallelism) the workload allows, with the priced
+offers that can host one replica, and a rejection for everything the workload or the catalog rules out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from apps.catalog.specs import CatalogSnapshot, GpuSpec, ModelSpec, OfferSpec, QuantSpec
+from apps.planner.perf.deployment import TP_DEGREES, Deployment, UnsupportedCombination, check_supported
+from apps.planner.pipeline.workload import Constraints, WorkloadError, WorkloadSpec
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a family (engine, quantization, GPU, parallelism) or a whole GPU or quantization was left out."""
+
+    reason_code: str
+    reason: str
+    engine: str | None = None
+    quant: str | None = None
+    gpu: str | None = None
+    tp: int | None = None
+    parallelism: str | None = None
+
+    @classmethod
+    def of(cls, dep: Deployment, code: str, reason: str) -> Rejection:
+        return cls(code, reason, dep.engine, dep.quant.slug, dep.gpu.slug, dep.tp, dep.parallelism)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "quant": self.quant,
+            "gpu": self.gpu,
+            "tp": self.tp,
+            "parallelism": self.parallelism,
+            "reason_code": self.reason_code,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class PricedOffer:
+    offer: OfferSpec
+    usd_per_hour: float  # per instance
+    pricing: str  # "spot" or "on-demand"
+
+    @property
+    def usd_per_gpu_hour(self) -> float:
+        return self.usd_per_hour / self.offer.gpu_count
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One replica layout with the offers whose instances hold at least one replica."""
+
+    dep: Deployment
+    offers: tuple[PricedOffer, ...]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    model: ModelSpec
+    context_tokens: int  # longest request: the context every replica must hold
+    candidates: tuple[Candidate, ...]
+    rejected: tuple[Rejection, ...]
+    notes: tuple[str, ...]
+
+
+def priced_offers(
+    catalog: CatalogSnapshot, constraints: Constraints
+) -> tuple[dict[str, list[PricedOffer]], int]:
+    """Offers by GPU slug at the price the workload pays (spot or on-demand); and how many offers name
+    accelerators outside the GPU catalog."""
+    by_gpu: dict[str, list[PricedOffer]] = {}
+    unmodelled = 0
+    providers = {p.lower() for p in constraints.providers}
+    for offer in catalog.offers:
+        if providers and offer.provider.lower() not in providers:
+            continue
+        price = offer.spot_usd_per_hour if constraints.spot else offer.ondemand_usd_per_hour
+        if price is None or price <= 0 or offer.gpu_count < 1:
+            continue
+        if offer.gpu_slug is None:
+            unmodelled += 1
+            continue
+        by_gpu.setdefault(offer.gpu_slug, []).append(
+            PricedOffer(offer, price, "spot" if constraints.spot else "on-demand")
+        )
+    return by_gpu, unmodelled
+
+
+def parallel_layouts(
+    model: ModelSpec, gpu: GpuSpec, engine: str, quant: QuantSpec, max_gpus: int
+) -> Iterator[Deployment]:
+    """Replica layouts to try: tensor parallelism over 1, 2, 4 and 8 GPUs."""
+    for tp in TP_DEGREES:
+        if tp > max_gpus or (gpu.is_cpu and tp > 1):
+            return
+        yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=tp)
+
+
+def enumerate_candidates(workload: WorkloadSpec, catalog: CatalogSnapshot) -> Candidates:
+    c = workload.constraints
+    rejected: list[Rejection] = []
+    notes: list[str] = []
+    try:
+        model = catalog.model(workload.model)
+    except KeyError as exc:
+        raise WorkloadError(str(exc.args[0])) from exc
+    context_tokens = workload.prompt_tokens.max + workload.output_tokens.max
+    if context_tokens > model.max_context:
+        notes.append(
+            f"longest request ({workload.prompt_tokens.max} + {workload.output_tokens.max} tokens) exceeds "
+            f"{model.slug}'s context window ({model.max_context}); no deployment can serve it"
+        )
+        rejected.append(Rejection("context_exceeds_model", notes[-1]))
+
+    quants: list[QuantSpec] = []
+    known_quants = {q.slug for q in catalog.quantizations}
+    for q in catalog.quantizations:
+        if q.slug in workload.allowed_quantizations:
+            quants.append(q)
+        else:
+            rejected.append(
+                Rejection(
+                    "quality_bar",
+                    f"{q.slug} is not allowed by the quality bar (typical loss {q.typical_quality_loss_pct:g}%)",
+                    quant=q.slug,
+                )
+            )
+    for slug in workload.allowed_quantizations:
+        if slug not in known_quants:
+            notes.append(f"quantization {slug!r} is not in the catalog; ignored")
+
+    offers_by_gpu, unmodelled = priced_offers(catalog, c)
+    if unmodelled:
+        notes.append(f"{unmodelled} offers name accelerators outside the GPU catalog and were not modelled")
+    gpus: list[GpuSpec] = []
+    wanted = set(c.gpus)
+    for gpu in catalog.gpus:
+        if wanted and gpu.slug not in wanted:
+            rejected.append(
+                Rejection("excluded_by_constraints", f"{gpu.slug} is not in constraints.gpus", gpu=gpu.slug)
+            )
+        elif gpu.slug not in offers_by_gpu:
+            pricing = "spot" if c.spot else "on-demand"
+            where = f" from {', '.join(c.providers)}" if c.providers else ""
+            rejected.append(Rejection("no_offer", f"no {pricing} offer for {gpu.slug}{where}", gpu=gpu.slug))
+        else:
+            gpus.append(gpu)
+
+    candidates: list[Candidate] = []
+    if context_tokens <= model.max_context:
+        for engine in c.engines:
+            for quant in quants:
+                for gpu in gpus:
+                    candidates.extend(
+                        _layouts(model, gpu, engine, quant, offers_by_gpu[gpu.slug], c, rejected)
+                    )
+    return Candidates(model, context_tokens, tuple(candidates), tuple(rejected), tuple(notes))
+
+
+def _layouts(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    engine: str,
+    quant: QuantSpec,
+    offers: list[PricedOffer],
+    constraints: Constraints,
+    rejected: list[Rejection],
+) -> Iterator[Candidate]:
+    base = Deployment(model=model, gpu=gpu, quant=quant, engine=engine)
+    try:
+        check_supported(base)
+    except UnsupportedCombination as exc:
+        if exc.reason != "invalid_parallelism":  # tp 1 may be the only layout that is invalid
+            rejected.append(Rejection(exc.reason, str(exc), engine, quant.slug, gpu.slug))
+            return
+    largest = max(o.offer.gpu_count for o in offers)
+    for dep in parallel_layouts(model, gpu, engine, quant, constraints.max_gpus_per_replica):
+        if dep.gpus > largest:
+            rejected.append(
+                Rejection.of(
+                    dep,
+                    "no_offer",
+                    f"no offer has {dep.gpus}x {gpu.slug} in one instance (largest: {largest})",
+                )
+            )
+            continue
+        try:
+            check_supported(dep)
+        except UnsupportedCombination as exc:
+            rejected.append(Rejection.of(dep, exc.reason, str(exc)))
+            continue
+        yield Candidate(dep, tuple(o for o in offers if o.offer.gpu_count >= dep.gpus))
