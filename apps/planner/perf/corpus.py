@@ -108,6 +108,7 @@ class CorpusRow:
     value: float
     read_how: str
     notes: str
+    excluded: str = ""  # why the row is kept for the record but not used (a run its own source calls broken)
     origin: str = "published"  # or "measured" (this project's benchmark runs)
     max_num_seqs: int | None = None
 
@@ -145,6 +146,8 @@ class CorpusRow:
 
     def target(self) -> Target | str:
         """What the model predicts for this row, or why it cannot."""
+        if self.excluded:
+            return f"excluded: {self.excluded}"
         if self.isl is None or self.osl is None:
             return "input or output length not stated"
         notes = self.notes.lower()
@@ -161,7 +164,7 @@ class CorpusRow:
         metric, stat, value = self.metric, self.statistic, self.value
         if metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms") and stat not in ("mean", "median"):
             return f"{stat} latency (the closed forms give means)"
-        if metric in ("ttft_ms", "e2e_ms") and self.load == "offline":
+        if metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms") and self.load == "offline":
             return "offline latency (depends on how many requests were queued)"
         if metric == "ttft_ms":
             return Target(TTFT, value)
@@ -231,6 +234,7 @@ def parse_row(row: dict[str, str]) -> CorpusRow:
         value=_number(row["value"]) or math.nan,
         read_how=row["read_how"],
         notes=row["notes"],
+        excluded=row.get("excluded") or "",
     )
 
 

@@ -54,7 +54,9 @@ ENGINE_PROFILES: dict[str, EngineProfile] = {
     # on 2x 80 GB with vLLM's 0.90 utilisation, which a larger allowance would not let fit).
     "vllm": EngineProfile("vllm", 0.90, False, 256, 1024, 8192, 0.75, True),
     "sglang": EngineProfile("sglang", 0.90, False, 256, 1024, 8192, 0.75, True),
-    "trtllm": EngineProfile("trtllm", 0.90, True, 256, 2048, 8192, 1.0, True),
+    # TRT-LLM's default capacity scheduler (GUARANTEED_NO_EVICT) admits a request only when the KV blocks of its
+    # whole length (prompt + maximum output) are free.
+    "trtllm": EngineProfile("trtllm", 0.90, True, 256, 2048, 8192, 1.0, False),
     "tgi": EngineProfile("tgi", 0.90, False, 256, 256, 4096, 1.0, True),
     # llama.cpp allocates exactly the context it is given (-c); one slot per parallel sequence.
     "llamacpp": EngineProfile("llamacpp", 0.95, False, 16, 16, 2048, 0.5, False),

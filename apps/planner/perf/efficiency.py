@@ -81,24 +81,27 @@ def _exp(x: Any) -> Any:
 
 _DEPLOYMENT_FACTORS = (
     "engine",
+    "platform",
     "architecture",
     "gpu",
     "precision",
+    "engine x platform",
     "engine x architecture",
     "engine x precision",
 )
+_RUNTIME_FACTORS = ("engine", "platform", "architecture", "engine x platform", "engine x architecture")
 
 # Priors: DESIGN.md's physics notes and public profiles. Tuned engines reach 50-65% of peak bandwidth in decode
 # and 40-60% of peak tensor throughput in prefill; decode attention kernels stream long contiguous KV blocks.
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("mbu", "logit", 0.60, 0.98, (*_DEPLOYMENT_FACTORS, "moe", "model"), ("log2_tp", "log2_pp")),
     Parameter("mfu", "logit", 0.45, 0.95, (*_DEPLOYMENT_FACTORS, "moe", "model"), ("log2_tp", "log2_pp")),
-    Parameter("attention_mbu", "logit", 0.70, 0.98, ("engine", "architecture", "engine x architecture")),
-    Parameter("step_overhead_ms", "log", 2.0, factors=("engine", "architecture", "engine x architecture")),
-    Parameter("seq_overhead_us", "log", 20.0, factors=("engine", "architecture", "engine x architecture")),
+    Parameter("attention_mbu", "logit", 0.70, 0.98, _RUNTIME_FACTORS),
+    Parameter("step_overhead_ms", "log", 2.0, factors=_RUNTIME_FACTORS),
+    Parameter("seq_overhead_us", "log", 20.0, factors=_RUNTIME_FACTORS),
     Parameter("link_latency_us", "log", 10.0, factors=("link",)),
     Parameter("link_efficiency", "logit", 0.70, 0.98, ("link",)),
-    Parameter("request_overhead_ms", "log", 15.0, factors=("engine", "architecture", "engine x architecture")),
+    Parameter("request_overhead_ms", "log", 15.0, factors=_RUNTIME_FACTORS),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 
@@ -106,6 +109,8 @@ PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 # pooled value before the data has to argue for it. Interactions and single GPUs are kept on a short leash.
 FACTOR_WIDTH = {
     "engine": 0.8,
+    "platform": 0.5,  # CUDA, ROCm or CPU: the kernels' software stack
+    "engine x platform": 0.4,
     "architecture": 0.6,
     "gpu": 0.3,
     "precision": 0.6,
@@ -155,6 +160,7 @@ class Levels:
     link: str  # collective path class; "" when the replica has one GPU
     model: str = ""
     pp: int = 1
+    platform: str = ""  # cuda, rocm or cpu
 
     @classmethod
     def of(
@@ -170,14 +176,26 @@ class Levels:
         pp: int = 1,
     ) -> Levels:
         slug = quant if isinstance(quant, str) else quant.slug
+        platform = "cpu" if gpu.is_cpu else "rocm" if gpu.architecture.startswith("cdna") else "cuda"
         return cls(
-            engine, gpu.architecture, gpu.slug, precision_class(slug), moe, tp, link if tp > 1 else "", model, pp
+            engine,
+            gpu.architecture,
+            gpu.slug,
+            precision_class(slug),
+            moe,
+            tp,
+            link if tp > 1 else "",
+            model,
+            pp,
+            platform,
         )
 
     def columns(self, factors: Iterable[str]) -> list[str]:
         """Names of the design columns this deployment switches on for these factor groups."""
         names = {
             "engine": self.engine,
+            "platform": self.platform,
+            "engine x platform": f"{self.engine}/{self.platform}" if self.platform else "",
             "architecture": self.architecture,
             "gpu": self.gpu,
             "precision": self.precision,

@@ -34,6 +34,7 @@ class Prediction:
     memory: MemoryFit | None
     bound: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    experts_per_gpu: int | None = None  # routed experts each GPU holds (tensor-sharded over tp when ep is 1)
 
     @property
     def error_band_rel(self) -> float:
@@ -56,6 +57,7 @@ class Prediction:
             "replicas": self.replicas,
             "bound": self.bound,
             "memory": self.memory.to_dict() if self.memory else None,
+            "experts_per_gpu": self.experts_per_gpu,
             "notes": list(self.notes),
         }
 
@@ -91,7 +93,9 @@ def predict(
         if offline
         else f"closed loop: {concurrency} requests in flight across {replicas} replica(s)"
     ]
+    experts = dep.model.num_experts
     common = {
+        "experts_per_gpu": (experts // dep.ep if dep.ep > 1 else experts) if experts else None,
         "source": "predicted",
         "calibration_key": eff.calibration_key,
         "bands": bands,

@@ -53,23 +53,26 @@ def link_class(dep: Deployment) -> LinkClass:
     """The collective path of this replica.
 
     interconnect_gbps is bidirectional per GPU; collectives move data one way. NVLink bridges join pairs only,
-    so tp > 2 on bridged PCIe cards falls back to PCIe; a replica that spans nodes crosses the network.
+    so a larger group of bridged PCIe cards falls back to PCIe; a replica larger than the GPU's scale-up domain
+    (8 on an HGX board, 72 in an NVL72 rack), or spread over nodes, crosses the scale-out network.
     """
     gpu = dep.gpu
     text = gpu.interconnect.lower()
     one_way = gpu.interconnect_gbps * 1e9 / 2
-    if dep.nodes > 1:
-        return LinkClass("network", 50e9)  # 400 Gb/s per GPU (one ConnectX-7 per GPU in HGX designs)
-    if "nvl72" in text or ("nvlink 5" in text and "grace" in gpu.name.lower()):
+    group = dep.gpus
+    domain = max(gpu.scale_up_domain_gpus, 1)
+    if dep.nodes > 1 or (domain > 1 and group > domain):
+        per_gpu = (gpu.scale_out_gbit_per_gpu or 400.0) / 8.0 * 1e9  # one NIC per GPU in reference designs
+        return LinkClass("network", per_gpu)
+    if domain >= 72:
         return LinkClass("nvl72", one_way)
-    if "nvlink" in text and "bridge" not in text:
+    if "nvlink" in text and "bridge" not in text and not gpu.pcie_only:
         return LinkClass("nvswitch", one_way)
-    if "nvlink" in text and dep.tp * dep.dp <= 2:
+    if "nvlink" in text and group <= 2:
         return LinkClass("nvlink-bridge", one_way)
     if "infinity fabric" in text or "xgmi" in text:
         return LinkClass("xgmi", one_way)
-    pcie_one_way = (64e9 if "gen5" in text else 32e9) / 2
-    return LinkClass("pcie", max(pcie_one_way, 8e9))
+    return LinkClass("pcie", max(one_way, 8e9))
 
 
 def levels_of(dep: Deployment, *, precision: str | None = None) -> Levels:
@@ -169,16 +172,23 @@ class StepModel:
             + self.alltoall_bytes_per_token * gpu_tokens * link_s_per_byte
         )
         per_gpu = self.pp * self.dp
-        stage = (
-            (memory_s * memory_s + compute_s * compute_s) ** 0.5
-            + decode_context_tokens
-            / per_gpu
+        # Decode attention streams each sequence's KV cache once and computes one query against it: usually
+        # bandwidth-bound, but compute-bound for latent attention (MLA multiplies the query through the latent);
+        # the same quadratic blend of the two roofs as for the linear layers.
+        decode_pairs = decode_context_tokens / per_gpu
+        attn_read_s = (
+            decode_pairs
             * self.kv_bytes_per_token_gpu
             / (self.peak_bandwidth_bytes_per_s * self.attention_mbu)
-            + prefill_attn_pairs
-            / per_gpu
-            * self.attn_flops_per_pair
-            / (self.peak_attn_flops_per_s * self.mfu)
+        )
+        attn_math_s = decode_pairs * self.attn_flops_per_pair / (self.peak_attn_flops_per_s * self.mfu)
+        prefill_attn_s = (
+            prefill_attn_pairs / per_gpu * self.attn_flops_per_pair / (self.peak_attn_flops_per_s * self.mfu)
+        )
+        stage = (
+            (memory_s * memory_s + compute_s * compute_s) ** 0.5
+            + (attn_read_s * attn_read_s + attn_math_s * attn_math_s) ** 0.5
+            + prefill_attn_s
             + collectives
         )
         seqs = n_decode + (n_prefill > 0) * n_prefill_seqs
@@ -223,10 +233,15 @@ class Collectives:
 
 
 def collectives(dep: Deployment) -> Collectives:
-    """Two all-reduces per layer with tp > 1 (after attention and after the MLP; a ring moves 2(n-1)/n of the
-    payload and its latency grows with the group, below linearly thanks to NCCL's tree and NVLS algorithms);
-    with ep > 1 a dispatch and a combine all-to-all per MoE layer, each token's hidden state going to its k
-    experts, (ep-1)/ep of them on other GPUs."""
+    """What one stage step exchanges, per GPU.
+
+    Tensor parallelism: two all-reduces per layer (after attention and after the MLP or MoE); a ring moves
+    2(n-1)/n of the payload, and its latency grows with the group (below linearly, thanks to NCCL's tree and NVLS
+    algorithms). Mixture of experts over data-parallel attention ranks: with expert parallelism a dispatch and a
+    combine all-to-all per MoE layer, each token's hidden state going to its k experts, (ep-1)/ep of them on
+    other GPUs; with the experts tensor-sharded instead, an all-gather of every rank's tokens before the MoE and
+    a reduce-scatter after it.
+    """
     model = dep.model
     link = link_class(dep)
     layers = model.layers / dep.pp
@@ -235,10 +250,15 @@ def collectives(dep: Deployment) -> Collectives:
         allreduces, hops = 2.0 * layers, math.sqrt(dep.tp - 1)
         ar_bytes = 2.0 * (dep.tp - 1) / dep.tp * model.hidden * _ACTIVATION_BYTES
     alltoalls = a2a_hops = a2a_bytes = 0.0
-    if dep.ep > 1:
-        moe_layers = layers * moe_layer_fraction(dep)
+    moe_layers = layers * moe_layer_fraction(dep) if model.num_experts else 0.0
+    if dep.ep > 1 and moe_layers:
         alltoalls, a2a_hops = 2.0 * moe_layers, math.sqrt(dep.ep - 1)
         a2a_bytes = model.experts_per_token * model.hidden * _ACTIVATION_BYTES * (dep.ep - 1) / dep.ep
+    elif dep.dp > 1 and moe_layers:
+        group = dep.tp * dep.dp
+        alltoalls, a2a_hops = 2.0 * moe_layers, math.sqrt(group - 1)
+        # Per token of this GPU's attention rank, the GPU receives the hidden states of the other ranks' tokens.
+        a2a_bytes = model.hidden * _ACTIVATION_BYTES * (group - 1) / group * dep.dp
     return Collectives(allreduces, hops, ar_bytes, alltoalls, a2a_hops, a2a_bytes, link)
 
 

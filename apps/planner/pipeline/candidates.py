@@ -92,14 +92,45 @@ def priced_offers(
     return by_gpu, unmodelled
 
 
+# Engines that split a mixture of experts over GPUs by expert (vLLM --enable-expert-parallel, SGLang --ep-size,
+# TRT-LLM moe_expert_parallel_size) and run attention data-parallel beside it.
+EXPERT_PARALLEL_ENGINES = frozenset({"vllm", "sglang", "trtllm"})
+NODE_GPUS = 8  # GPUs of one HGX/OAM node: a replica larger than this spans nodes
+
+
 def parallel_layouts(
     model: ModelSpec, gpu: GpuSpec, engine: str, quant: QuantSpec, max_gpus: int
 ) -> Iterator[Deployment]:
-    """Replica layouts to try: tensor parallelism over 1, 2, 4 and 8 GPUs."""
+    """Replica layouts to try: tensor parallelism over 1, 2, 4 and 8 GPUs; for a mixture of experts also expert
+    parallelism beside tensor-parallel or data-parallel attention; and, where the constraints allow more than a
+    node's GPUs, two-node layouts (pipeline stages across the nodes, or wide expert parallelism)."""
+    if gpu.is_cpu:
+        yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine)
+        return
+    moe = bool(model.num_experts) and engine in EXPERT_PARALLEL_ENGINES
     for tp in TP_DEGREES:
-        if tp > max_gpus or (gpu.is_cpu and tp > 1):
+        if tp > max_gpus:
             return
         yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=tp)
+        if moe and tp > 1:
+            yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=tp, ep=tp)
+            yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=1, dp=tp, ep=tp)
+    if max_gpus >= 2 * NODE_GPUS and gpu.scale_up_domain_gpus < 2 * NODE_GPUS:
+        yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=NODE_GPUS, pp=2, nodes=2)
+        if moe:
+            gpus = 2 * NODE_GPUS
+            yield Deployment(
+                model=model, gpu=gpu, quant=quant, engine=engine, tp=1, dp=gpus, ep=gpus, nodes=2
+            )
+
+
+def instances_per_replica(dep: Deployment, offer: OfferSpec) -> int:
+    """Whole instances one replica takes: 1 when the replica fits an instance; a multi-node replica takes one
+    instance per node, each with the node's share of its GPUs (0: this offer cannot host it)."""
+    if dep.nodes == 1:
+        return 1 if offer.gpu_count >= dep.gpus else 0
+    per_node = dep.gpus // dep.nodes
+    return dep.nodes if offer.gpu_count == per_node else 0
 
 
 def enumerate_candidates(workload: WorkloadSpec, catalog: CatalogSnapshot) -> Candidates:
@@ -181,13 +212,11 @@ def _layouts(
             return
     largest = max(o.offer.gpu_count for o in offers)
     for dep in parallel_layouts(model, gpu, engine, quant, constraints.max_gpus_per_replica):
-        if dep.gpus > largest:
+        hosting = tuple(o for o in offers if instances_per_replica(dep, o.offer))
+        if not hosting:
+            where = f"{dep.gpus // dep.nodes} GPUs per node" if dep.nodes > 1 else f"{dep.gpus}x {gpu.slug}"
             rejected.append(
-                Rejection.of(
-                    dep,
-                    "no_offer",
-                    f"no offer has {dep.gpus}x {gpu.slug} in one instance (largest: {largest})",
-                )
+                Rejection.of(dep, "no_offer", f"no offer has {where} in one instance (largest: {largest})")
             )
             continue
         try:
@@ -195,4 +224,4 @@ def _layouts(
         except UnsupportedCombination as exc:
             rejected.append(Rejection.of(dep, exc.reason, str(exc)))
             continue
-        yield Candidate(dep, tuple(o for o in offers if o.offer.gpu_count >= dep.gpus))
+        yield Candidate(dep, hosting)

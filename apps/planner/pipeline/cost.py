@@ -13,7 +13,7 @@ from typing import Any
 
 from apps.catalog.specs import ApiPriceSpec, CatalogSnapshot, ModelSpec
 from apps.planner.perf.deployment import Deployment
-from apps.planner.pipeline.candidates import PricedOffer
+from apps.planner.pipeline.candidates import PricedOffer, instances_per_replica
 from apps.planner.pipeline.capacity import Sized
 from apps.planner.pipeline.workload import DAYS_PER_MONTH, HOURS_PER_DAY, TokenVolume, WorkloadSpec
 
@@ -57,9 +57,12 @@ def load_time_s(dep: Deployment) -> float:
     return weight_bytes / LOAD_BANDWIDTH_BYTES_PER_S + ENGINE_START_S
 
 
-def fleet_instance_hours_per_day(replicas_by_hour: Sequence[int], replicas_per_instance: int) -> int:
-    """Instances are whole: hour by hour, replicas round up to instances of `replicas_per_instance`."""
-    return sum(math.ceil(r / replicas_per_instance) for r in replicas_by_hour)
+def fleet_instance_hours_per_day(
+    replicas_by_hour: Sequence[int], replicas_per_instance: int, instances_per_replica: int = 1
+) -> int:
+    """Instances are whole: hour by hour, replicas round up to instances of `replicas_per_instance`; a replica
+    spanning nodes takes `instances_per_replica` instances (and replicas_per_instance is then 1)."""
+    return sum(math.ceil(r / replicas_per_instance) * instances_per_replica for r in replicas_by_hour)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Fleet:
     scheduled_monthly_usd: float
     prescale: bool  # replicas start an hour early because a cold start is slow
     replicas_per_instance: int
+    instances_per_replica: int = 1  # more than 1: the replica spans nodes
 
 
 def cold_start_s(dep: Deployment, workload: WorkloadSpec) -> float:
@@ -92,15 +96,16 @@ def fleets(
     ops = workload.ops_hours_per_month * workload.ops_hourly_usd
     out = []
     # Instance-hours per day depend only on how many replicas one instance holds; offers share them.
-    hours: dict[int, tuple[int, int]] = {}
+    hours: dict[tuple[int, int], tuple[int, int]] = {}
     for priced in offers:
-        per_instance = priced.offer.gpu_count // dep.gpus
-        if per_instance not in hours:
-            hours[per_instance] = (
-                fleet_instance_hours_per_day(scheduled, per_instance),
-                fleet_instance_hours_per_day([fixed] * HOURS_PER_DAY, per_instance),
+        spans = instances_per_replica(dep, priced.offer)
+        per_instance = max(1, priced.offer.gpu_count // dep.gpus) if spans == 1 else 1
+        if (per_instance, spans) not in hours:
+            hours[per_instance, spans] = (
+                fleet_instance_hours_per_day(scheduled, per_instance, spans),
+                fleet_instance_hours_per_day([fixed] * HOURS_PER_DAY, per_instance, spans),
             )
-        scheduled_hours, fixed_hours = hours[per_instance]
+        scheduled_hours, fixed_hours = hours[per_instance, spans]
         scheduled_usd = scheduled_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
         fixed_usd = fixed_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
         out.append(
@@ -113,6 +118,7 @@ def fleets(
                 scheduled_monthly_usd=scheduled_usd,
                 prescale=prescale,
                 replicas_per_instance=per_instance,
+                instances_per_replica=spans,
             )
         )
     out.sort(key=lambda f: (f.monthly_usd, f.offer.offer.provider, f.offer.offer.instance_type))
@@ -206,7 +212,9 @@ def break_even(
     reference = min(candidates or api_rows, key=lambda r: r["monthly_cost_usd"])
     blended = reference["blended_usd_per_mtok"]
     floor_replicas = workload.constraints.min_replicas
-    floor_instances = math.ceil(floor_replicas / best["replicas_per_instance"])
+    floor_instances = math.ceil(floor_replicas / best["replicas_per_instance"]) * best.get(
+        "instances_per_replica", 1
+    )
     floor_usd = floor_instances * best["instance_usd_per_hour"] * HOURS_PER_DAY * DAYS_PER_MONTH
     floor_usd += workload.ops_hours_per_month * workload.ops_hourly_usd
     self_usd = best["monthly_cost_usd"]
@@ -253,7 +261,8 @@ class Costed:
 
     @property
     def replica_hour_usd(self) -> float:
-        return self.best.offer.usd_per_hour / self.best.replicas_per_instance
+        best = self.best
+        return best.offer.usd_per_hour * best.instances_per_replica / best.replicas_per_instance
 
 
 def cost_family(sized: Sized, workload: WorkloadSpec) -> Costed:

@@ -63,7 +63,7 @@ def _bounded_sizes(
     for s in screened:
         optimistic = s.ceiling_rate_per_s * CEILING_SLACK / (1.0 + s.band.median_ape)
         bound = cheapest_monthly_usd(s.dep, s.candidate.offers, optimistic, workload)
-        cheapest_hour = min(o.usd_per_hour / (o.offer.gpu_count // s.dep.gpus) for o in s.candidate.offers)
+        cheapest_hour = min(o.usd_per_gpu_hour for o in s.candidate.offers) * s.dep.gpus
         bounded.append((bound, cheapest_hour, s))
     bounded.sort(key=lambda item: (item[0], item[1]))
     costs: list[float] = []
@@ -88,6 +88,30 @@ def _bounded_sizes(
         bisect.insort(costs, cost_family(estimate, workload).monthly_usd)
         sized.append(estimate)
     return sized
+
+
+def _compare_layouts(options: list[dict[str, Any]], refined: list[Costed], rejected: list[Rejection]) -> None:
+    """Tell each expert-parallel or multi-node option how the plain tensor-parallel layout of the same engine,
+    precision and GPU fared: its capacity, or why it was left out."""
+    capacity = {
+        (c.sized.screened.dep.engine, c.sized.screened.dep.quant.slug, c.sized.screened.dep.gpu.slug,
+         c.sized.screened.dep.parallelism): c.sized.capacity.max_rate_per_s
+        for c in refined
+    }  # fmt: skip
+    reasons = {(r.engine, r.quant, r.gpu, r.parallelism): r.reason for r in rejected if r.parallelism}
+    for o in options:
+        if o["ep"] <= 1 and o["nodes"] <= 1:
+            continue
+        plain = f"TP{min(o['gpus_per_replica'], 8)}"
+        key = (o["engine"], o["quant"], o["gpu"], plain)
+        if key in capacity:
+            ratio = capacity[key] / o["max_requests_per_s_per_replica"] - 1.0
+            o["why"] += (
+                f" Plain {plain} on the same GPUs holds {capacity[key]:.2f} req/s per replica "
+                f"({abs(ratio) * 100:.0f}% {'more' if ratio > 0 else 'less'})."
+            )
+        elif key in reasons:
+            o["why"] += f" Plain {plain} was left out: {reasons[key]}."
 
 
 def plan(
@@ -156,6 +180,7 @@ def plan(
             tied = [p for p in positions if p != position]
             options.append(option(position, standing, tied, costed, workload, volume, requests, first, cal))
     mark_pareto(options)
+    _compare_layouts(options, refined, rejected)
 
     api_rows = api_alternatives(catalog, found.model, volume)
     counts: dict[str, int] = {}

@@ -19,7 +19,7 @@ from apps.planner.perf.corpus import MeasuredPoint
 from apps.planner.perf.deployment import Deployment
 from apps.planner.perf.predict import predict
 from apps.planner.pipeline.capacity import requests_for_rate, simulation_horizon_s
-from apps.planner.pipeline.cost import Costed, cold_start_s
+from apps.planner.pipeline.cost import Costed, Fleet, cold_start_s
 from apps.planner.pipeline.workload import LatencySlo, TokenVolume, WorkloadSpec
 
 ENGINE_NAMES_SHOWN = {
@@ -171,7 +171,11 @@ def option(
         lead = f"{(best.monthly_usd / first.monthly_usd - 1) * 100:.0f}% above the cheapest"
     else:
         lead = f"Option {position}"
-    limit = {"ttft": "TTFT", "itl": "ITL", "throughput": "throughput"}.get(capacity.limit, "latency")
+    limit = {
+        "ttft": "before p95 TTFT breaks the target",
+        "itl": "before p95 ITL breaks the target",
+        "throughput": "before the replica runs out of throughput",
+    }.get(capacity.limit, "within the latency targets")
     engine = ENGINE_NAMES_SHOWN.get(dep.engine, dep.engine)
     tie_text = (
         f" Tied with option(s) {', '.join(map(str, tied_with))}: their cost ranges overlap."
@@ -180,10 +184,10 @@ def option(
     )
     why = (
         f"{lead}: {dep.parallelism} on {dep.gpus}x {dep.gpu.name} with {engine} at {dep.quant.slug} is predicted "
-        f"to hold {capacity.max_rate_per_s:.2f} req/s per replica before p95 {limit} breaks the target; the "
+        f"to hold {capacity.max_rate_per_s:.2f} req/s per replica {limit}; the "
         f"fleet is sized on {sized.planned_rate_per_s:.2f} req/s (the prediction less its group's typical "
         f"error), so {peak_replicas} replica(s) cover the peak on {offer.provider} {offer.instance_type} "
-        f"(${best.offer.usd_per_hour:.2f}/h, {best.replicas_per_instance} replica(s) per instance).{tie_text} "
+        f"(${best.offer.usd_per_hour:.2f}/h, {_packing(best)}).{tie_text}{_parallelism_note(costed)} "
         f"{evidence_sentence(costed)}."
     )
     return {
@@ -207,6 +211,8 @@ def option(
         "instance_usd_per_hour": round(best.offer.usd_per_hour, 4),
         "gpus_per_instance": offer.gpu_count,
         "replicas_per_instance": best.replicas_per_instance,
+        "instances_per_replica": best.instances_per_replica,
+        "nodes": dep.nodes,
         "replicas_by_hour": list(best.replicas_by_hour),
         "monthly_cost_usd": round(best.monthly_usd, 2),
         "monthly_cost_range_usd": [
@@ -261,12 +267,34 @@ def option(
     }
 
 
+def _packing(fleet: Fleet) -> str:
+    if fleet.instances_per_replica > 1:
+        return f"each replica spans {fleet.instances_per_replica} instances"
+    return f"{fleet.replicas_per_instance} replica(s) per instance"
+
+
+def _parallelism_note(costed: Costed) -> str:
+    dep = costed.sized.screened.dep
+    if dep.ep > 1:
+        return (
+            f" Experts are split over {dep.ep} GPUs ({dep.model.num_experts // dep.ep} per GPU), so each GPU reads "
+            "only the experts its tokens route to and the weights fit with room for the KV cache."
+        )
+    if dep.nodes > 1:
+        return f" The replica spans {dep.nodes} nodes: {dep.model.slug} does not fit one node's GPUs at {dep.quant.slug}."
+    return ""
+
+
 def mark_pareto(options: list[dict[str, Any]]) -> None:
-    """Pareto frontier of monthly cost (lower is better) against latency margin at peak (higher is better)."""
+    """Pareto frontier of monthly cost (lower is better) against latency margin at peak (higher is better).
+
+    Options tied within their error bands do not dominate one another: their costs are not told apart.
+    """
     for o in options:
         cost, m = o["monthly_cost_usd"], o["latency_margin"]
         o["pareto_optimal"] = not any(
             other is not o
+            and other["standing"] != o["standing"]
             and other["monthly_cost_usd"] <= cost
             and other["latency_margin"] >= m
             and (other["monthly_cost_usd"] < cost or other["latency_margin"] > m)

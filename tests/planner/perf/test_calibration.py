@@ -230,3 +230,25 @@ def test_measurement_of_the_same_configuration_wins_and_is_labelled_measured(
     assert model_only.output_tokens_per_s != 1234.5
     assert isinstance(model_only.bands[THROUGHPUT], Band)
     assert model_only.bands[THROUGHPUT].rows > 0
+
+
+def test_leave_one_source_out_error_holds_its_reported_figures(catalog: CatalogSnapshot) -> None:
+    """The cross-validation behind every band: rerun from the corpus, it reproduces the shipped figures, and
+    they stay at or below the levels reached (issue #10's targets are 12%/35% for throughput and 20%/50% for
+    TTFT and TPOT; the closing note says which are met)."""
+    from apps.planner.perf.calibration import calibrate_published
+
+    fresh, _, _, _ = calibrate_published(catalog)
+    shipped = load_fit(catalog)
+
+    assert shipped is not None
+    for kind, figures in fresh.cv.items():
+        assert figures["median_ape"] == pytest.approx(shipped.cv[kind]["median_ape"], rel=1e-6), kind
+    cv = fresh.cv
+    assert cv[THROUGHPUT]["rows"] >= 600
+    assert cv[THROUGHPUT]["median_ape"] <= 0.14
+    assert cv[THROUGHPUT]["p90_ape"] <= 0.47
+    assert cv["tpot_ms"]["median_ape"] <= 0.21
+    assert cv["tpot_ms"]["p90_ape"] <= 0.53
+    assert cv["ttft_ms"]["median_ape"] <= 0.35
+    assert cv["ttft_ms"]["p90_ape"] <= 0.70

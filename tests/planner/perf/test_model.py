@@ -92,7 +92,12 @@ def test_longer_contexts_never_raise_the_concurrent_sequence_limit(
     longer = memory_fit(dep, short + extra)
 
     assert longer.max_concurrent_sequences <= shorter.max_concurrent_sequences
-    assert longer.kv_capacity_tokens == shorter.kv_capacity_tokens
+    if (
+        dep.model.local_layers
+    ):  # windowed layers hold at most their window: a longer context costs less per token
+        assert longer.kv_capacity_tokens >= shorter.kv_capacity_tokens
+    else:
+        assert longer.kv_capacity_tokens == shorter.kv_capacity_tokens
     if longer.fits:
         assert shorter.fits
 

@@ -323,10 +323,11 @@ def test_pareto_frontier_has_no_dominated_option(tiny: CatalogSnapshot, calibrat
 
     frontier = [o for o in options if o["pareto_optimal"]]
     assert frontier
-    assert frontier[0]["rank"] == 1
+    assert frontier[0]["standing"] == 1
     for o in frontier:
         assert not any(
-            p["monthly_cost_usd"] <= o["monthly_cost_usd"]
+            p["standing"] != o["standing"]
+            and p["monthly_cost_usd"] <= o["monthly_cost_usd"]
             and p["latency_margin"] >= o["latency_margin"]
             and (p["monthly_cost_usd"], p["latency_margin"]) != (o["monthly_cost_usd"], o["latency_margin"])
             for p in options

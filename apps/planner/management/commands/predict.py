@@ -25,8 +25,18 @@ class Command(BaseCommand):
         model.add_argument("--model", help="catalog model slug")
         model.add_argument("--model-config", type=Path, help="a Hugging Face config.json")
         parser.add_argument("--gpu", required=True, help="catalog GPU slug, or cpu")
-        parser.add_argument("--gpu-count", type=int, default=None, help="GPUs in total (default: --tp)")
-        parser.add_argument("--tp", type=int, default=1)
+        parser.add_argument(
+            "--gpu-count", type=int, default=None, help="GPUs in total (default: one replica, tp x dp x pp)"
+        )
+        parser.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
+        parser.add_argument(
+            "--ep", type=int, default=1, help="expert-parallel degree (mixture-of-experts models)"
+        )
+        parser.add_argument(
+            "--dp", type=int, default=1, help="data-parallel attention ranks inside the replica"
+        )
+        parser.add_argument("--pp", type=int, default=1, help="pipeline stages")
+        parser.add_argument("--nodes", type=int, default=1, help="hosts the replica spans")
         parser.add_argument("--engine", required=True)
         parser.add_argument("--quant", required=True)
         parser.add_argument("--isl", type=int, required=True, help="prompt tokens")
@@ -36,7 +46,18 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for name in ("tp", "isl", "osl", "gpu_count", "concurrency", "max_num_seqs"):
+        for name in (
+            "tp",
+            "ep",
+            "dp",
+            "pp",
+            "nodes",
+            "isl",
+            "osl",
+            "gpu_count",
+            "concurrency",
+            "max_num_seqs",
+        ):
             if options[name] is not None and options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
         catalog = planner_catalog()
@@ -52,6 +73,10 @@ class Command(BaseCommand):
             quant=quant,
             engine=options["engine"],
             tp=options["tp"],
+            ep=options["ep"],
+            dp=options["dp"],
+            pp=options["pp"],
+            nodes=options["nodes"],
             max_num_seqs=options["max_num_seqs"],
         )
         calibration = calibrate(catalog, planner_measured_points())
@@ -72,7 +97,12 @@ class Command(BaseCommand):
             "engine": dep.engine,
             "quant": quant.slug,
             "tp": dep.tp,
-            "gpu_count": options["gpu_count"] or dep.tp,
+            "ep": dep.ep,
+            "dp": dep.dp,
+            "pp": dep.pp,
+            "nodes": dep.nodes,
+            "parallelism": dep.parallelism,
+            "gpu_count": options["gpu_count"] or dep.gpus,
             "isl": options["isl"],
             "osl": options["osl"],
             "concurrency": options["concurrency"],
@@ -82,7 +112,8 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(result, allow_nan=False))
             return
-        band = f"±{prediction.error_band_rel * 100:.0f}%"
+        typical = prediction.bands["output_tokens_per_s"]
+        band = f"±{typical.median_ape * 100:.0f}% typical, {typical.p90_ape * 100:.0f}% p90 over {typical.rows} rows"
         if not prediction.fits:
             self.stdout.write(f"does not fit: {prediction.memory.reason if prediction.memory else ''}")
             return
