@@ -17,7 +17,7 @@ How a row becomes an AIC question (everything below is AIC's public API, called 
   the ctx_tokens ladder and stops at the first point where weights or KV cache no longer fit, and the best
   tokens/s point over what fits is the prediction.
 - several published figures of one configuration (throughput, TTFT, TPOT) share one AIC evaluation.
-AIC is never asked to download anything: only model ids it ships a config for are used.
+AIC is never asked to download anything: only model ids AIC lists as supported (their configs ship with it).
 """
 
 from __future__ import annotations
@@ -402,7 +402,7 @@ def build_question(row: dict[str, str], databases: dict[str, dict[str, list[str]
     return question, version_note
 
 
-def _shipped(model_path: str) -> bool:
+def _listed(model_path: str) -> bool:
     from aiconfigurator_core.sdk.common import DefaultHFModels
 
     return model_path in DefaultHFModels
@@ -549,8 +549,11 @@ def answer_rows(
         record: dict[str, Any] = {"kind": "row", "id": row.get("id", ""), "metric": row.get("metric", "")}
         try:
             question, version_note = build_question(row, databases)
-            if not _shipped(question.model_path):
-                raise Skip("model", f"{question.model_path} is not among AIC's shipped model configs")
+            if not _listed(question.model_path):
+                raise Skip(
+                    "model",
+                    f"{question.model_path} is not among the models AIC lists as supported (DefaultHFModels)",
+                )
             if question not in answers:
                 try:
                     answers[question] = ask_aic(
