@@ -5,6 +5,6 @@ import os
 # 6 ms instead of 0.05 ms. Set before anything imports NumPy; an explicit setting in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from advisor.celery import app as celery_app  # noqa: E402
+from advisor.celery import app as celery_app
 
 __all__ = ("celery_app",)

@@ -24,43 +24,7 @@ from apps.planner.pipeline.plan import plan
 from apps.planner.pipeline.workload import workload_spec_from_dict
 
 # Support chat on Llama 3.1 70B: quiet nights, a US business-day peak (hours in UTC).
-WORKLOAD = {
-    "name": "support-chat-70b",
-    "model": "llama-3.1-70b",
-    "traffic": {
-        "hourly_requests_per_s": [
-            1.5,
-            1.2,
-            1.0,
-            0.8,
-            0.8,
-            0.8,
-            1.0,
-            1.5,
-            2.0,
-            3.0,
-            4.0,
-            6.0,
-            8.0,
-            10.0,
-            12.0,
-            12.0,
-            12.0,
-            11.0,
-            10.0,
-            8.0,
-            6.0,
-            4.0,
-            3.0,
-            2.0,
-        ]
-    },
-    "prompt_tokens": {"mean": 800, "p50": 600, "p95": 2400, "max": 8000},
-    "output_tokens": {"mean": 200, "p50": 150, "p95": 600, "max": 1024},
-    "slo": {"ttft_p95_ms": 800, "itl_p95_ms": 60},
-    "quality": {"allowed_quantizations": ["bf16", "fp8", "awq-int4"]},
-    "constraints": {"gpus": [], "providers": [], "max_gpus_per_replica": 8, "spot": False, "min_replicas": 1},
-}
+WORKLOAD_FILE = Path(__file__).resolve().parent / "workloads" / "support_chat_70b.json"
 
 
 def main() -> None:
@@ -71,7 +35,7 @@ def main() -> None:
     started = time.perf_counter()
     catalog = load_snapshot()
     loaded = time.perf_counter()
-    workload = workload_spec_from_dict(WORKLOAD)
+    workload = workload_spec_from_dict(json.loads(WORKLOAD_FILE.read_text()))
     cpu_started = time.process_time()
     result = plan(workload, catalog)  # first: loads the shipped calibration fit
     planned = time.perf_counter()

@@ -227,7 +227,7 @@ def evaluate(design: Design, etas: dict[str, FloatArray]) -> FloatArray:
     """Every row's prediction, in its target's units."""
     values = {p.name: p.value(etas[p.name]) for p in PARAMETERS}
     step = StepModel(
-        **design.geometry,
+        **design.geometry,  # type: ignore[arg-type]
         mbu=values["mbu"],
         mfu=values["mfu"],
         attention_mbu=values["attention_mbu"],
@@ -283,7 +283,8 @@ def _residuals(design: Design, predicted: FloatArray, mask: FloatArray) -> Float
     sd = np.asarray([KIND_SD[k] for k in design.kinds])
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.log(np.maximum(predicted, 1e-12) / design.measured) / sd * np.sqrt(design.weights)
-    return np.where(mask & np.isfinite(r), r, 0.0)  # type: ignore[no-any-return]
+    out: FloatArray = np.where(mask & np.isfinite(r), r, 0.0)
+    return out
 
 
 def fit(
@@ -472,7 +473,9 @@ class Calibration:
 def resolve_all(
     rows: Iterable[CorpusRow], catalog: CatalogSnapshot
 ) -> tuple[list[ResolvedRow], dict[str, int], list[tuple[CorpusRow, str]]]:
-    resolved, skipped, why = [], Counter(), []
+    resolved: list[ResolvedRow] = []
+    skipped: Counter[str] = Counter()
+    why: list[tuple[CorpusRow, str]] = []
     for row in rows:
         result = resolve(row, catalog)
         if isinstance(result, str):
@@ -654,7 +657,7 @@ def calibration_report(catalog: CatalogSnapshot | None = None, *, worst: int = 1
             by_group[r.group].append(float(ape))
             by_source[(r.row.source_id, r.target.kind)].append(float(ape))
             by_engine[(r.levels.engine, r.target.kind)].append(float(ape))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, r in enumerate(design.rows):
         rows.append(
             {
@@ -677,7 +680,9 @@ def calibration_report(catalog: CatalogSnapshot | None = None, *, worst: int = 1
                 "ape": float(apes[i]),
             }
         )
-    ranked = sorted((row for row in rows if math.isfinite(row["ape"])), key=lambda row: -row["ape"])
+    ranked = sorted(
+        (row for row in rows if math.isfinite(float(row["ape"]))), key=lambda row: -float(row["ape"])
+    )
     return {
         "fingerprint": calibration.fingerprint,
         "method": "leave-one-source-out: each publication's rows predicted by a fit without that publication; "

@@ -288,7 +288,9 @@ def measured_rows(points: Iterable[MeasuredPoint]) -> Iterator[CorpusRow]:
             "origin": "measured",
             "max_num_seqs": point.max_num_seqs,
         }
-        figures = [("output_tokens_per_s", "total", point.output_tokens_per_s)]
+        figures: list[tuple[str, str, float | None]] = [
+            ("output_tokens_per_s", "total", point.output_tokens_per_s)
+        ]
         if point.concurrency is not None:
             figures += [("ttft_ms", "median", point.ttft_p50_ms), ("tpot_ms", "median", point.tpot_ms)]
         for metric, statistic, value in figures:
@@ -315,7 +317,7 @@ def published_points(rows: Iterable[CorpusRow]) -> list[MeasuredPoint]:
             continue
         if row.dp > 1 or row.isl is None or row.osl is None:
             continue
-        key = (row.source_id, row.engine, row.model_slug, row.gpu_slug, row.gpu_count, row.tp, row.quant,
+        key: tuple[object, ...] = (row.source_id, row.engine, row.model_slug, row.gpu_slug, row.gpu_count, row.tp, row.quant,
                round(row.isl), round(row.osl), row.concurrency if row.load == "concurrency" else None)  # fmt: skip
         grouped.setdefault(key, {})[target.kind] = target.value
         first.setdefault(key, row)

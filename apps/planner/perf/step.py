@@ -249,7 +249,7 @@ class StepModel:
                 + comm_per_gpu_token * stage_tokens / dp
             )
             seqs = n_decode + (1.0 if n_prefill > 0 else 0.0)
-            return overhead + per_seq * seqs + pp * stage
+            return float(overhead + per_seq * seqs + pp * stage)
 
         return step
 

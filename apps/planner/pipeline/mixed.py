@@ -112,7 +112,7 @@ def by_length(a: Costed, b: Costed, workload: WorkloadSpec) -> MixedFleet | None
     prompt = workload.prompt_tokens
     for q in SPLIT_QUANTILES:
         threshold = int(quantiles(prompt, [q])[0])
-        parts = []
+        parts: list[dict[str, Any]] = []
         monthly = 0.0  # each part's fleet carries its own ops hours
         for costed, (low, high), share in ((a, (0.0, q), q), (b, (q, 1.0), 1.0 - q)):
             try:

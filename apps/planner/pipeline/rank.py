@@ -281,11 +281,11 @@ def prefix_saving(costed: Costed, workload: WorkloadSpec) -> dict[str, Any] | No
         return None
     screened = costed.sized.screened
     prompt = workload.prompt_tokens
-    common = {"burstiness_cv": workload.planning_burstiness_cv}
+    cv = workload.planning_burstiness_cv
     with_cache = max_rate_analytic(
-        screened.step, prompt, workload.output_tokens, workload.slo, prefix=prefix, **common
+        screened.step, prompt, workload.output_tokens, workload.slo, prefix=prefix, burstiness_cv=cv
     )
-    without = max_rate_analytic(screened.step, prompt, workload.output_tokens, workload.slo, **common)
+    without = max_rate_analytic(screened.step, prompt, workload.output_tokens, workload.slo, burstiness_cv=cv)
     return {
         "shared_prefix_tokens": prefix.shared_prefix_tokens,
         "multi_turn_reuse_fraction": prefix.multi_turn_reuse_fraction,

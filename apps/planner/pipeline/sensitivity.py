@@ -59,7 +59,7 @@ def sensitivity(
         return []
     base = ranked[0]
     pool = list(ranked[:families])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, change in SCENARIOS:
         scenario = workload
         costed: list[Costed]

@@ -397,7 +397,7 @@ def test_step_time_on_arrays_matches_the_scalar_one(catalog: CatalogSnapshot, mo
             ("deepseek-r1", {"tp": 1, "dp": 8, "ep": 8}),
             ("llama-3.1-70b", {"tp": 4, "pp": 2}),
             ("qwen3-30b-a3b", {"tp": 2, "ep": 2}),
-        ]  # fmt: skip
+        ]
     ),
     n_decode=st.integers(0, 512),
     context=st.floats(0, 1e6),

@@ -66,10 +66,11 @@ def test_gpt_oss_120b_fits_on_one_h100_at_mxfp4(catalog: CatalogSnapshot) -> Non
 
 
 def test_deepseek_r1_at_fp8_needs_eight_h200_or_two_h100_nodes(catalog: CatalogSnapshot) -> None:
-    for layout in ({"tp": 4}, {"tp": 8}, {"tp": 8, "ep": 8}, {"tp": 1, "dp": 8, "ep": 8}):
-        assert not memory_fit(dep(catalog, "deepseek-r1", "h100-sxm", "fp8-block", **layout), 2000).fits, (
-            layout
-        )
+    layouts: list[dict[str, int]] = [{"tp": 4}, {"tp": 8}, {"tp": 8, "ep": 8}, {"tp": 1, "dp": 8, "ep": 8}]
+    for layout in layouts:
+        assert not memory_fit(
+            dep(catalog, "deepseek-r1", "h100-sxm", "fp8-block", "vllm", **layout), 2000
+        ).fits, layout
     assert not memory_fit(dep(catalog, "deepseek-r1", "h200", "fp8-block", tp=4), 2000).fits
     assert memory_fit(dep(catalog, "deepseek-r1", "h200", "fp8-block", tp=8), 2000).fits
     assert memory_fit(dep(catalog, "deepseek-r1", "h100-sxm", "fp8-block", tp=8, pp=2, nodes=2), 2000).fits
