@@ -184,6 +184,8 @@ def _autoscaler(request: BundleRequest, definition: EngineDefinition, has_window
 def layout_for(request: BundleRequest) -> Layout:
     definition = ENGINES[request.engine]
     accelerator = hardware.accelerator_for(request.gpu, request.tp)
+    if accelerator.kind == "amd" and "rocm" not in definition.accelerators:
+        raise ManifestError(f"{definition.display_name} does not run on ROCm (AMD GPUs)")
     resources = sizing.host_resources(
         gpus=accelerator.count,
         tp=request.tp,
