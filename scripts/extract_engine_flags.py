@@ -178,7 +178,11 @@ def _tgi(args: argparse.Namespace) -> dict[str, Any]:
 def _rust_value_enums(text: str) -> dict[str, list[str]]:
     """`#[derive(... ValueEnum)] enum Name { A, #[clap(name = "x")] B }` -> {"Name": ["a", "x"]}."""
     enums: dict[str, list[str]] = {}
-    for match in re.finditer(r"#\[derive\([^)]*ValueEnum[^)]*\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub\s+)?enum\s+(\w+)\s*\{(.*?)\n\}", text, re.S):
+    for match in re.finditer(
+        r"#\[derive\([^)]*ValueEnum[^)]*\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub\s+)?enum\s+(\w+)\s*\{(.*?)\n\}",
+        text,
+        re.S,
+    ):
         name, body = match.groups()
         values: list[str] = []
         rename: str | None = None
@@ -243,7 +247,9 @@ def _llamacpp(args: argparse.Namespace) -> dict[str, Any]:
                 options[flag] = None
     if "--parallel" not in options:
         sys.exit(f"{binary} --help did not list --parallel; is it llama-server?")
-    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    version = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
     source_file = Path(args.source_file)
     return {
         "version": args.version,
@@ -259,13 +265,21 @@ def _llamacpp(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("engine", choices=["vllm", "sglang", "tgi", "trtllm", "llamacpp"])
     parser.add_argument("--wheel", help="vllm/sglang: the release's wheel")
-    parser.add_argument("--installed", help="vllm/sglang: read the copy installed for --python (distribution name)")
-    parser.add_argument("--python", default=sys.executable, help="interpreter that can import the engine's deps")
+    parser.add_argument(
+        "--installed", help="vllm/sglang: read the copy installed for --python (distribution name)"
+    )
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter that can import the engine's deps"
+    )
     parser.add_argument("--binary", help="llamacpp: llama-server")
-    parser.add_argument("--source-file", help="tgi: launcher/src/main.rs; trtllm: serve.py; llamacpp: arg.cpp")
+    parser.add_argument(
+        "--source-file", help="tgi: launcher/src/main.rs; trtllm: serve.py; llamacpp: arg.cpp"
+    )
     parser.add_argument("--version", help="release version (tgi, trtllm, llamacpp)")
     parser.add_argument("--ref", default="", help="tag@commit or commit the source file was read at")
     args = parser.parse_args()
@@ -278,7 +292,7 @@ def main() -> None:
         "tag": data["tag"],
         "source": data["source"],
         "method": data["method"],
-        "extracted_on": datetime.date.today().isoformat(),
+        "extracted_on": datetime.datetime.now(tz=datetime.UTC).date().isoformat(),
         "flags": sorted(data["options"]),
         "choices": {flag: data["options"][flag] for flag in keep if data["options"].get(flag)},
     }

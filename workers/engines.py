@@ -112,7 +112,12 @@ _STARTUP = {
         True,
         ("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4", "nvfp4"),
     ),
-    "trtllm": (("trtllm-serve",), ("trtllm-serve",), False, ("bf16", "fp16", "fp8", "int8", "awq-int4", "nvfp4")),
+    "trtllm": (
+        ("trtllm-serve",),
+        ("trtllm-serve",),
+        False,
+        ("bf16", "fp16", "fp8", "int8", "awq-int4", "nvfp4"),
+    ),
     "tgi": (None, ("text-generation-launcher",), False, ("bf16", "fp16", "fp8", "awq-int4", "gptq-int4")),
     "llamacpp": (None, ("llama-server",), False, ("gguf-q4_k_m", "gguf-q8_0", "bf16", "fp16")),
 }

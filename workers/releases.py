@@ -172,7 +172,13 @@ def unknown_flags(engine: str, args: Iterable[str], version: str | None = None) 
             problems.append(f"{option} is not an option of {engine} {flag_list.version}")
             continue
         choices = flag_list.choices.get(option)
-        value = token.split("=", 1)[1] if "=" in token else (tokens[index + 1] if index + 1 < len(tokens) else None)
+        value = (
+            token.split("=", 1)[1]
+            if "=" in token
+            else (tokens[index + 1] if index + 1 < len(tokens) else None)
+        )
         if choices and value is not None and value not in choices:
-            problems.append(f"{option} {value} is not one of {engine} {flag_list.version}'s {', '.join(choices)}")
+            problems.append(
+                f"{option} {value} is not one of {engine} {flag_list.version}'s {', '.join(choices)}"
+            )
     return problems

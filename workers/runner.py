@@ -351,8 +351,9 @@ def serve_config_for(
         host="127.0.0.1",  # the load generator runs on this host; nothing else should reach the engine
         port=port,
         extra_args=spec.extra_args,
-        **({"config_dir": str(config_dir)} if config_dir is not None and not spec.container else {}),
     )
+    if config_dir is not None and not spec.container:
+        config = replace(config, config_dir=str(config_dir))  # engine files go beside the bare process
     check_supported(config)
     return config
 

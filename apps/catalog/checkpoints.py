@@ -119,12 +119,16 @@ def checkpoint_for(model: str, quant: str, engine: str) -> Checkpoint | Refusal:
         if row.quant == quant and engine in row.engines:
             return _checkpoint(row, engine, quant, method=row.method, runs_as=row.runs_as)
     if engine == "llamacpp":
-        return Refusal(model, quant, engine, f"llama.cpp loads one GGUF file; no {quant} GGUF of {model} is listed")
+        return Refusal(
+            model, quant, engine, f"llama.cpp loads one GGUF file; no {quant} GGUF of {model} is listed"
+        )
     native = next((row for row in rows if row.method == "native"), None)
     published_in = f"{model} is published in {native.runs_as} ({native.repo})" if native else ""
     if quant in SIXTEEN_BIT and native is not None and native.quant in SIXTEEN_BIT:
         if engine not in native.engines:
-            return Refusal(model, quant, engine, f"{definition.display_name} is not known to load {native.repo}")
+            return Refusal(
+                model, quant, engine, f"{definition.display_name} is not known to load {native.repo}"
+            )
         runs_as = quant if native.runs_as in SIXTEEN_BIT else native.runs_as
         return _checkpoint(native, engine, quant, method="native", runs_as=runs_as)
     can_make = quant in definition.quantize_on_load

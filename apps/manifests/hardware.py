@@ -41,6 +41,7 @@ AMD_PRODUCTS: dict[str, tuple[str, ...]] = {
     "mi325x": ("AMD_Instinct_MI325X_OAM", "AMD_Instinct_MI325_OAM"),
 }
 
+
 @dataclass(frozen=True)
 class Accelerator:
     kind: AcceleratorKind

@@ -208,7 +208,7 @@ def _queue_metric_lines(layout: Layout) -> list[str]:
         f"The queue trigger reads `{queue}` from `{layout.definition.metrics_path}` "
         f"({facts.metrics_source if facts else 'the engine'}).{enabled} "
         "If Prometheus has no series for it (the metric is missing, or scraping fails), KEDA reports the "
-        f"trigger as failing (`ignoreNullValues: \"false\"`) and holds the fallback of {layout.peak} "
+        f'trigger as failing (`ignoreNullValues: "false"`) and holds the fallback of {layout.peak} '
         "replica(s) after three failed polls: check `kubectl describe scaledobject` for that error.",
     ]
 

@@ -428,7 +428,9 @@ def _queue_metric_problems(doc: dict[str, Any], label: str, deployments: dict[An
                 )
         if str(metadata.get("ignoreNullValues", "true")).lower() != "false":
             problems.append(
-                Problem(label, f"{where}.ignoreNullValues", "a missing metric must be an error, not a silent 0")
+                Problem(
+                    label, f"{where}.ignoreNullValues", "a missing metric must be an error, not a silent 0"
+                )
             )
     return problems
 

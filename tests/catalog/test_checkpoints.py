@@ -29,7 +29,8 @@ def test_every_option_is_a_loadable_checkpoint_or_a_refusal_with_a_reason(model:
             if isinstance(found, Refusal):
                 assert len(found.reason) > 20, found
                 continue
-            assert found.repo and found.source_url.startswith("https://huggingface.co/"), found
+            assert found.repo, found
+            assert found.source_url.startswith("https://huggingface.co/"), found
             assert found.runs_as
             # the engine really starts from it: load-time quantization only where the release does it
             config = ServeConfig(
@@ -50,11 +51,17 @@ def test_quantized_options_load_quantized_checkpoints() -> None:
     trt_fp8 = checkpoint_for("llama-3.1-70b", "fp8", "trtllm")
 
     # then each names a checkpoint published in that format
-    assert isinstance(awq, Checkpoint) and awq.repo == "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"
-    assert isinstance(int8, Checkpoint) and int8.repo.endswith("quantized.w8a8") and not int8.quantize_on_load
-    assert isinstance(nvfp4, Checkpoint) and nvfp4.repo == "nvidia/Llama-3.3-70B-Instruct-FP4"
-    assert isinstance(trt_fp8, Checkpoint) and trt_fp8.repo == "nvidia/Llama-3.1-70B-Instruct-FP8"
-    assert trt_fp8.method == "prequantized" and trt_fp8.runs_as == "fp8"
+    assert isinstance(awq, Checkpoint)
+    assert awq.repo == "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"
+    assert isinstance(int8, Checkpoint)
+    assert int8.repo.endswith("quantized.w8a8")
+    assert not int8.quantize_on_load
+    assert isinstance(nvfp4, Checkpoint)
+    assert nvfp4.repo == "nvidia/Llama-3.3-70B-Instruct-FP4"
+    assert isinstance(trt_fp8, Checkpoint)
+    assert trt_fp8.repo == "nvidia/Llama-3.1-70B-Instruct-FP8"
+    assert trt_fp8.method == "prequantized"
+    assert trt_fp8.runs_as == "fp8"
 
 
 def test_fp8_is_made_while_loading_where_no_checkpoint_is_published_and_the_engine_can() -> None:
@@ -68,18 +75,24 @@ def test_options_no_engine_can_load_are_refused_with_the_reason() -> None:
     int8 = checkpoint_for("mistral-7b-v0.3", "int8", "vllm")
     r1_bf16 = checkpoint_for("deepseek-r1", "bf16", "vllm")
     gguf = checkpoint_for("phi-4", "gguf-q4_k_m", "llamacpp")
-    assert isinstance(trt_on_load, Refusal) and "does not quantize while loading" in trt_on_load.reason
-    assert isinstance(int8, Refusal) and "quantizes to fp8 only while loading" in int8.reason
-    assert isinstance(r1_bf16, Refusal) and "published in fp8" in r1_bf16.reason
-    assert isinstance(gguf, Refusal) and "GGUF" in gguf.reason
+    assert isinstance(trt_on_load, Refusal)
+    assert "does not quantize while loading" in trt_on_load.reason
+    assert isinstance(int8, Refusal)
+    assert "quantizes to fp8 only while loading" in int8.reason
+    assert isinstance(r1_bf16, Refusal)
+    assert "published in fp8" in r1_bf16.reason
+    assert isinstance(gguf, Refusal)
+    assert "GGUF" in gguf.reason
     assert isinstance(checkpoint_for("no-such-model", "bf16", "vllm"), Refusal)
 
 
 def test_the_precision_the_engine_runs_is_the_published_one() -> None:
     gpt_oss = checkpoint_for("gpt-oss-120b", "bf16", "vllm")
     r1 = checkpoint_for("deepseek-r1", "nvfp4", "trtllm")
-    assert isinstance(gpt_oss, Checkpoint) and gpt_oss.runs_as == "mxfp4"
-    assert isinstance(r1, Checkpoint) and r1.repo == "nvidia/DeepSeek-R1-0528-FP4"
+    assert isinstance(gpt_oss, Checkpoint)
+    assert gpt_oss.runs_as == "mxfp4"
+    assert isinstance(r1, Checkpoint)
+    assert r1.repo == "nvidia/DeepSeek-R1-0528-FP4"
 
 
 def test_gguf_options_name_the_file_to_load() -> None:

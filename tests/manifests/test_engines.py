@@ -53,7 +53,9 @@ def test_planned_limits_reach_the_engine_flags(engine: str) -> None:
 def test_load_time_quantization_reaches_the_engine(engine: str) -> None:
     flag, value = QUANT_FLAGS[engine]
     on_load = engine_container(bundle(engine, quantize_on_load=True))["args"]
-    prequantized = engine_container(bundle(engine, model_path="RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8"))["args"]
+    prequantized = engine_container(bundle(engine, model_path="RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8"))[
+        "args"
+    ]
 
     assert flag_value(on_load, flag) == value
     assert flag not in prequantized  # the checkpoint's config names its format

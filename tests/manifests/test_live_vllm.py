@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -76,7 +75,10 @@ def live_vllm(vllm_layout: Layout, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_vllm_starts_with_the_bundles_arguments(vllm_layout: Layout, live_vllm: EngineProcess) -> None:
     # the process runs the bundle's arguments; only where to listen differs
     local = {"--host": "127.0.0.1", "--port": str(live_vllm.config.effective_port)}
-    expected = [local.get(previous, arg) for previous, arg in zip(["", *vllm_layout.args], vllm_layout.args)]
+    expected = [
+        local.get(previous, arg)
+        for previous, arg in zip(["", *vllm_layout.args], vllm_layout.args, strict=False)
+    ]
     assert live_vllm.plan.serve_args == expected
     assert serve_args(live_vllm.config) == expected
     assert "--gpu-memory-utilization" not in expected  # GPU-only: the CPU bundle leaves it out
@@ -88,6 +90,7 @@ def test_vllm_starts_with_the_bundles_arguments(vllm_layout: Layout, live_vllm: 
 def test_vllm_exports_the_queue_metric_the_autoscaler_reads(
     vllm_layout: Layout, live_vllm: EngineProcess
 ) -> None:
+    assert vllm_layout.definition.metrics_path is not None
     metrics = httpx.get(live_vllm.base_url + vllm_layout.definition.metrics_path, timeout=10).text
     assert f"{vllm_layout.definition.queue_metric}{{" in metrics
     assert f"{vllm_layout.definition.running_metric}{{" in metrics
@@ -97,12 +100,18 @@ def _prometheus_config(layout: Layout, files: dict[str, str], target: str) -> di
     """The bundle's scrape config, pointed at the live engine, with the labels prometheus-operator's PodMonitor
     puts on every series (the KEDA query selects by namespace and pod)."""
     config: dict[str, Any] = yamlio.load(files["prometheus/prometheus.yml"])
-    config["global"] |= {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": f"{SCRAPE_INTERVAL_S}s"}
+    config["global"] |= {
+        "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
+        "evaluation_interval": f"{SCRAPE_INTERVAL_S}s",
+    }
     (job,) = config["scrape_configs"]
     job["static_configs"] = [
         {
             "targets": [target],
-            "labels": {"namespace": layout.names.namespace, "pod": f"{layout.names.deployment}-7d9f6c5b8d-x2k4q"},
+            "labels": {
+                "namespace": layout.names.namespace,
+                "pod": f"{layout.names.deployment}-7d9f6c5b8d-x2k4q",
+            },
         }
     ]
     return config
@@ -183,7 +192,8 @@ def test_the_keda_query_reads_the_live_queue_through_prometheus(
     # when the engine is idle, the query answers a number
     idle = _wait(lambda: _query(prometheus, promql) is not None, 60, "the first scrape")
     idle_value = _query(prometheus, promql)
-    assert idle is True and idle_value == 0.0
+    assert idle is True
+    assert idle_value == 0.0
 
     # and while more requests arrive than it runs at once, the number rises
     stop = threading.Event()

@@ -124,17 +124,24 @@ def test_llamacpp_defaults_to_the_published_gguf_file_on_the_volume(planned: dic
     files = build_bundle(request_from_plan(option, WORKLOAD, planned))
     model = "/models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
     assert flag_value(engine_container(files)["args"], "--model") == model
-    assert "`Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf` from https://huggingface.co/bartowski/" in files["README.md"]
+    assert (
+        "`Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf` from https://huggingface.co/bartowski/"
+        in files["README.md"]
+    )
 
 
 def test_an_option_no_engine_can_load_is_refused_with_the_reason(planned: dict[str, Any]) -> None:
     option = {**planned["options"][0], "engine": "trtllm", "quant": "awq-int4"}
-    with pytest.raises(ManifestError, match="trtllm cannot serve llama-3.1-8b at awq-int4: no awq-int4 checkpoint"):
+    with pytest.raises(
+        ManifestError, match=re.escape("trtllm cannot serve llama-3.1-8b at awq-int4: no awq-int4 checkpoint")
+    ):
         request_from_plan(option, WORKLOAD, planned)
 
 
 def test_a_quantized_option_names_the_quantized_checkpoint(planned: dict[str, Any]) -> None:
-    awq = request_from_plan({**planned["options"][0], "engine": "vllm", "quant": "awq-int4"}, WORKLOAD, planned)
+    awq = request_from_plan(
+        {**planned["options"][0], "engine": "vllm", "quant": "awq-int4"}, WORKLOAD, planned
+    )
     fp8 = request_from_plan({**planned["options"][0], "engine": "tgi", "quant": "fp8"}, WORKLOAD, planned)
     assert awq.model_path == "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"
     assert "--quantization" not in engine_container(build_bundle(awq))["args"]
@@ -157,5 +164,5 @@ def test_an_operator_model_path_and_namespace_are_used(planned: dict[str, Any]) 
 def test_an_undeployable_option_fails_when_the_request_is_made(planned: dict[str, Any]) -> None:
     # No ROCm image of the pinned SGLang: the caller learns it before building anything.
     option = {**planned["options"][0], "engine": "sglang", "quant": "bf16", "gpu": "mi300x"}
-    with pytest.raises(ManifestError, match="SGLang 0.5.23 publishes no ROCM image"):
+    with pytest.raises(ManifestError, match=re.escape("SGLang 0.5.23 publishes no ROCM image")):
         request_from_plan(option, WORKLOAD, planned)

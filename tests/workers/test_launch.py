@@ -39,11 +39,22 @@ def test_an_engine_in_another_virtualenv_runs_under_its_interpreter(monkeypatch:
 
     plan = bare_launch_plan(config)
 
-    assert plan.argv == ["/opt/vllm-cpu/bin/python", "-m", "vllm.entrypoints.openai.api_server", *serve_args(config)]
+    assert plan.argv == [
+        "/opt/vllm-cpu/bin/python",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        *serve_args(config),
+    ]
     assert plan.env["VLLM_CPU_KVCACHE_SPACE"] == "1"
 
 
-def test_engine_files_are_written_where_the_arguments_point(tmp_path: Path) -> None:
+def test_engine_files_are_written_where_the_arguments_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "trtllm-serve"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(tmp_path))
     config = _config("trtllm", "/models/m", config_dir=str(tmp_path / "etc"))
 
     plan = bare_launch_plan(config)

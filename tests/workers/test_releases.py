@@ -103,7 +103,9 @@ def test_trtllm_turns_its_prometheus_endpoint_and_queue_gauges_on() -> None:
 def test_vllm_prefix_caching_off_is_spelled_as_each_release_spells_it() -> None:
     def off(version: str | None) -> list[str]:
         return serve_args(
-            ServeConfig(engine="vllm", model_path="m", served_name="m", prefix_caching=False, engine_version=version)
+            ServeConfig(
+                engine="vllm", model_path="m", served_name="m", prefix_caching=False, engine_version=version
+            )
         )
 
     assert "--disable-prefix-caching" in off(None)  # 0.33.0, the current pin
@@ -113,7 +115,11 @@ def test_vllm_prefix_caching_off_is_spelled_as_each_release_spells_it() -> None:
 def test_llamacpp_flags_exist_in_the_pinned_build() -> None:
     # b6715 had no --no-cache-prompt; the pinned build does, and the contract above covers every flag.
     config = ServeConfig(
-        engine="llamacpp", model_path="/m.gguf", served_name="m", quantization="gguf-q4_k_m", prefix_caching=False
+        engine="llamacpp",
+        model_path="/m.gguf",
+        served_name="m",
+        quantization="gguf-q4_k_m",
+        prefix_caching=False,
     )
     assert "--no-cache-prompt" in serve_args(config)
     assert unknown_flags("llamacpp", serve_args(config)) == []
@@ -122,7 +128,9 @@ def test_llamacpp_flags_exist_in_the_pinned_build() -> None:
 def test_only_pre_quantized_or_load_time_quantization_is_emitted() -> None:
     # A quantization method flag on a 16-bit checkpoint is what made awq_marlin/modelopt_fp4 refuse to load.
     for engine in ("vllm", "sglang", "tgi"):
-        prequantized = ServeConfig(engine=engine, model_path="org/m-AWQ", served_name="m", quantization="awq-int4")
+        prequantized = ServeConfig(
+            engine=engine, model_path="org/m-AWQ", served_name="m", quantization="awq-int4"
+        )
         assert not {"--quantization", "--quantize"} & set(serve_args(prequantized))
         on_load = ServeConfig(
             engine=engine, model_path="org/m", served_name="m", quantization="fp8", quantize_on_load=True
@@ -153,7 +161,8 @@ def test_release_data_covers_each_engines_accelerators() -> None:
             for image in pinned.images.values():
                 assert version.lstrip("v") in image or pinned.tag in image, (engine, version, image)
         assert facts.queue_metric in facts.exported_metrics
-        assert facts.metrics_source and facts.endpoints_source
+        assert facts.metrics_source
+        assert facts.endpoints_source
     # AMD: the engines that support MI300X and publish ROCm builds of the pin.
     assert {e for e, f in all_facts().items() if "rocm" in f.current.images} == {"vllm", "tgi", "llamacpp"}
 
@@ -178,6 +187,7 @@ def test_the_makefile_builds_the_pinned_test_engines() -> None:
     llamacpp = all_facts()["llamacpp"].current
     assert f"b{value('LLAMACPP_BUILD')}" == llamacpp.tag
     raw = json.loads((DATA_DIR / "engines.json").read_text())
-    assert f"llama-cpp-python=={value('LLAMACPP_PYTHON_VERSION')}" in raw["engines"]["llamacpp"]["releases"][
-        llamacpp.version
-    ]["source_package"]
+    assert (
+        f"llama-cpp-python=={value('LLAMACPP_PYTHON_VERSION')}"
+        in raw["engines"]["llamacpp"]["releases"][llamacpp.version]["source_package"]
+    )
