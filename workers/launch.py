@@ -33,6 +33,7 @@ import httpx
 
 from workers.engines import ServeConfig, container_args, engine_files, serve_args, serve_env
 from workers.errors import EngineCrashed, EngineStartError, InvalidSpec
+from workers.releases import all_facts
 
 LOG_TAIL_LINES = 40
 _POLL_INTERVAL_S = 0.5
@@ -334,6 +335,24 @@ def installed_version(flavour: str, executable: str | None = None) -> str | None
             if match:
                 return match.group()
     return None
+
+
+def installed_release(engine: str) -> str | None:
+    """The pinned release a bare launch of a Python engine would run, when this host has one installed: the
+    arguments are then spelled for that release's parser (vLLM's CPU build is the previous pin)."""
+    packages = _PACKAGES.get(engine, ())
+    version = None
+    for package in packages:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            version = importlib.metadata.version(package)
+            break
+    override = engine_python_override(engine)
+    if version is None and override is not None and packages:
+        version = python_package_version(override, packages)
+    if version is None or engine not in all_facts():
+        return None
+    version = version.split("+", 1)[0]
+    return version if version in all_facts()[engine].releases else None
 
 
 def python_package_version(python: str, packages: tuple[str, ...]) -> str | None:

@@ -25,7 +25,7 @@ from workers import dummy
 from workers.architectures import architecture, load_architectures
 from workers.engines import ENGINES, ServeConfig, check_supported, serve_env
 from workers.errors import BenchmarkCancelled, BenchmarkError, EngineCrashed, InvalidSpec
-from workers.launch import EngineProcess, free_port, launch
+from workers.launch import EngineProcess, free_port, installed_release, launch
 from workers.loadgen import (
     REQUEST_STYLES,
     ClosedLoop,
@@ -352,8 +352,11 @@ def serve_config_for(
         port=port,
         extra_args=spec.extra_args,
     )
-    if config_dir is not None and not spec.container:
-        config = replace(config, config_dir=str(config_dir))  # engine files go beside the bare process
+    if not spec.container:
+        # A bare launch runs whatever release is installed: spell the arguments for its parser.
+        config = replace(config, engine_version=installed_release(spec.engine))
+        if config_dir is not None:
+            config = replace(config, config_dir=str(config_dir))  # engine files go beside the process
     check_supported(config)
     return config
 

@@ -173,7 +173,10 @@ def _load(base_url: str, model: str, count: int, stop: threading.Event) -> None:
     def one() -> None:
         body = {"model": model, "prompt": "hello " * 16, "max_tokens": 256, "ignore_eos": True}
         while not stop.is_set():
-            httpx.post(f"{base_url}/v1/completions", json=body, timeout=300)
+            try:
+                httpx.post(f"{base_url}/v1/completions", json=body, timeout=300)
+            except httpx.HTTPError:
+                return  # the engine stopped at the end of the module
 
     threads = [threading.Thread(target=one, daemon=True) for _ in range(count)]
     for thread in threads:
