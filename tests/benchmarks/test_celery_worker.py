@@ -34,12 +34,7 @@ def test_a_celery_worker_measures_a_run_from_the_queue(
     run_id = _request_run(world, "transformers")
 
     # then the worker picks it up from bench.cpu and the run finishes with measurements
-    run = bench_cpu_worker.wait_for(
-        lambda: BenchmarkRun.objects.filter(pk=run_id).exclude(status__in=["queued", "running"]).first(),
-        RUN_TIMEOUT_S,
-        f"benchmark run #{run_id} to finish",
-    )
-    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.candidates.values("engine", "error")))
+    run = _finished_run(bench_cpu_worker, run_id, RUN_TIMEOUT_S)
     assert run.worker_name == bench_cpu_worker.node
     assert run.attempts == 1
     levels = list(Measurement.objects.filter(run=run).order_by("level_index"))
@@ -100,12 +95,7 @@ def test_a_celery_worker_measures_vllm_on_cpu(bench_cpu_worker: CeleryWorker, wo
     run_id = _request_run(world, "vllm")
 
     # then the worker starts the real vLLM and measures it
-    run = bench_cpu_worker.wait_for(
-        lambda: BenchmarkRun.objects.filter(pk=run_id).exclude(status__in=["queued", "running"]).first(),
-        VLLM_RUN_TIMEOUT_S,
-        f"benchmark run #{run_id} to finish",
-    )
-    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.candidates.values("engine", "error")))
+    run = _finished_run(bench_cpu_worker, run_id, VLLM_RUN_TIMEOUT_S)
     levels = list(Measurement.objects.filter(run=run).order_by("level_index"))
     assert [m.concurrency for m in levels] == [1, 2]
     for m in levels:
@@ -117,6 +107,16 @@ def test_a_celery_worker_measures_vllm_on_cpu(bench_cpu_worker: CeleryWorker, wo
         _assert_ordered_percentiles(m)
         assert m.shrunk
     print(f"\nCelery + vLLM (CPU): request to finished run in {time.monotonic() - started:.1f} s")
+
+
+def _finished_run(worker: CeleryWorker, run_id: int, timeout_s: float) -> BenchmarkRun:
+    run: BenchmarkRun = worker.wait_for(
+        lambda: BenchmarkRun.objects.filter(pk=run_id).exclude(status__in=["queued", "running"]).first(),
+        timeout_s,
+        f"benchmark run #{run_id} to finish",
+    )
+    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.candidates.values("engine", "error")))
+    return run
 
 
 def _assert_ordered_percentiles(m: Any) -> None:

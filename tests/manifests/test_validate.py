@@ -167,7 +167,9 @@ MUTATIONS: dict[str, tuple[Callable[[Files], Files], str, str]] = {
         "sets replicas the autoscaler owns",
     ),
     "queue metric the pinned engine does not export": (
-        _edit(SCALED, lambda d: _queue_trigger(d)["metadata"].update(query="sum(vllm:num_requests_queued{})")),
+        _edit(
+            SCALED, lambda d: _queue_trigger(d)["metadata"].update(query="sum(vllm:num_requests_queued{})")
+        ),
         SCALED,
         "'vllm:num_requests_queued' is not a metric vLLM 0.33.0 exports",
     ),
@@ -240,7 +242,9 @@ def test_a_queue_trigger_needs_the_engine_to_export_its_metric(engine: str, swit
     problems = validate_bundle(_edit(DEPLOYMENT, drop)(files))
 
     # then the autoscaler is flagged: KEDA would find no series
-    assert any(p.document.startswith(SCALED) and f"only with {switch}" in p.message for p in problems), problems
+    assert any(p.document.startswith(SCALED) and f"only with {switch}" in p.message for p in problems), (
+        problems
+    )
 
 
 def test_problems_name_the_document_path_and_version() -> None:
