@@ -23,7 +23,7 @@ import pytest
 from apps.manifests import yamlio
 from apps.manifests.build import build_bundle
 from apps.manifests.layout import Layout, layout_for
-from tests.manifests.helpers import k8s, make_request
+from tests.manifests.helpers import k8s, listening_locally, make_request
 from tests.workers.conftest import GGUF_LLAMA
 from workers.dummy import build_model_dir
 from workers.engines import serve_args
@@ -74,11 +74,7 @@ def live_vllm(vllm_layout: Layout, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_vllm_starts_with_the_bundles_arguments(vllm_layout: Layout, live_vllm: EngineProcess) -> None:
     # the process runs the bundle's arguments; only where to listen differs
-    local = {"--host": "127.0.0.1", "--port": str(live_vllm.config.effective_port)}
-    expected = [
-        local.get(previous, arg)
-        for previous, arg in zip(["", *vllm_layout.args], vllm_layout.args, strict=False)
-    ]
+    expected = listening_locally(vllm_layout.args, "127.0.0.1", live_vllm.config.effective_port)
     assert live_vllm.plan.serve_args == expected
     assert serve_args(live_vllm.config) == expected
     assert "--gpu-memory-utilization" not in expected  # GPU-only: the CPU bundle leaves it out

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from apps.manifests.layout import layout_for
+from tests.manifests.helpers import listening_locally, make_request
 from tests.workers.conftest import needs_llama_cpp, needs_llama_server
 from workers.engines import ServeConfig
 from workers.launch import EngineProcess, free_port, launch
@@ -120,20 +123,23 @@ def test_transformers_serve_on_cpu(tiny_llama_dir: Path, tmp_path: Path) -> None
 def test_llama_server_on_cpu(
     quant: str, prefix_caching: bool, tiny_gguf_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    # given the arguments a bundle deploys (prompt caching off spells --no-cache-prompt)
+    # given a CPU bundle's llama-server arguments (prompt caching off spells --no-cache-prompt)
     model = tiny_gguf_files[quant]
-    config = ServeConfig(
-        engine="llamacpp",
-        model_path=str(model),
-        served_name=f"tiny-{quant}",
-        quantization=f"gguf-{quant}",
-        device="cpu",
-        host="127.0.0.1",
-        port=free_port(),
-        max_model_len=256,
-        max_num_seqs=2,
-        prefix_caching=prefix_caching,
+    layout = layout_for(
+        make_request(
+            "llamacpp",
+            quant=f"gguf-{quant}",
+            gpu="cpu",
+            tp=1,
+            model_path=str(model),
+            served_name=f"tiny-{quant}",
+            max_model_len=256,
+            max_num_seqs=2,
+            prefix_caching=prefix_caching,
+            weights_gb=0.01,
+        )
     )
+    config = replace(layout.serve, host="127.0.0.1", port=free_port())
 
     # when
     with launch(config, log_path=tmp_path / "llama.log") as engine:
@@ -146,6 +152,7 @@ def test_llama_server_on_cpu(
 
     # then the pinned build ran with one slot per concurrent sequence and exported the queue gauge
     assert engine.flavour == "llamacpp"
+    assert engine.plan.argv[1:] == listening_locally(layout.args, "127.0.0.1", config.effective_port)
     assert engine.plan.argv[0].endswith("llama-server")
     assert version.startswith(f"{engine.config.definition.version}-")  # e.g. "b11312-<commit>"
     assert props["total_slots"] == config.max_num_seqs
