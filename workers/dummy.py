@@ -54,13 +54,15 @@ ARCHITECTURE_FIELDS = (
     "max_context",
 )
 
+# Small, yet with heads of 64: vLLM's CPU attention refuses head_dim 16 ("Unsupported CPU attention
+# configuration"), and llama.cpp's Q4_K packs rows in blocks of 256 values.
 TINY_SHAPE: dict[str, int] = {
     "layers": 2,
-    "hidden": 64,
+    "hidden": 256,
     "attention_heads": 4,
     "kv_heads": 2,
-    "head_dim": 16,
-    "intermediate": 128,
+    "head_dim": 64,
+    "intermediate": 512,
     "vocab": 512,
     "max_context": 2048,
     "num_experts": 4,

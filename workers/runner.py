@@ -25,7 +25,7 @@ from workers import dummy
 from workers.architectures import architecture, load_architectures
 from workers.engines import ENGINES, ServeConfig, check_supported, serve_env
 from workers.errors import BenchmarkCancelled, BenchmarkError, EngineCrashed, InvalidSpec
-from workers.launch import EngineProcess, free_port, launch
+from workers.launch import EngineProcess, free_port, installed_release, launch
 from workers.loadgen import (
     REQUEST_STYLES,
     ClosedLoop,
@@ -312,7 +312,21 @@ def _default_max_model_len(isl: LengthDistribution, osl: LengthDistribution) -> 
     return max(1024, math.ceil(needed / 256) * 256)
 
 
-def serve_config_for(spec: BenchmarkSpec, model: PreparedModel, port: int) -> ServeConfig:
+def _checkpoint_is_quantized(model: PreparedModel) -> bool:
+    """Whether the weights on disk already carry a quantization format (their config.json says which)."""
+    if model.path.suffix == ".gguf":
+        return True
+    config_path = model.path / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "quantization_config" in config
+
+
+def serve_config_for(
+    spec: BenchmarkSpec, model: PreparedModel, port: int, *, config_dir: Path | None = None
+) -> ServeConfig:
     isl, osl = LengthDistribution.parse(spec.isl), LengthDistribution.parse(spec.osl)
     max_num_seqs = spec.max_num_seqs
     if max_num_seqs is None:
@@ -330,12 +344,19 @@ def serve_config_for(spec: BenchmarkSpec, model: PreparedModel, port: int) -> Se
         max_num_seqs=max_num_seqs,
         gpu_memory_fraction=spec.gpu_memory_fraction,
         prefix_caching=spec.prefix_caching,
+        # 16-bit weights asked to run quantized are quantized while loading, where the engine can (fp8).
+        quantize_on_load=spec.quantization not in ("bf16", "fp16") and not _checkpoint_is_quantized(model),
         dummy_weights=model.engine_dummy_weights,
         device=spec.device,
         host="127.0.0.1",  # the load generator runs on this host; nothing else should reach the engine
         port=port,
         extra_args=spec.extra_args,
     )
+    if not spec.container:
+        # A bare launch runs whatever release is installed: spell the arguments for its parser.
+        config = replace(config, engine_version=installed_release(spec.engine))
+        if config_dir is not None:
+            config = replace(config, config_dir=str(config_dir))  # engine files go beside the process
     check_supported(config)
     return config
 
@@ -584,7 +605,7 @@ def _run(spec: BenchmarkSpec, reporter: _Reporter, result: dict[str, Any]) -> No
         )
         result["tokenizer"] = {"path": str(tokenizer_path), "sha256": _tokenizer_sha256(tokenizer_path)}
         port = spec.port or free_port()
-        config = serve_config_for(spec, model, port)
+        config = serve_config_for(spec, model, port, config_dir=work_dir / "engine-config")
         if spec.base_url is not None:
             _run_against(spec, reporter, result, factory, config, None, spec.base_url, flavour=spec.engine)
         else:
@@ -623,11 +644,6 @@ def _run_launched(
         ready_s = engine.wait_ready(spec.startup_timeout_s, on_tick=on_tick)
         result["engine"]["version"] = engine.version()
         result["engine"]["ready_after_s"] = round(ready_s, 2)
-        if engine.flavour == "llamacpp-python":
-            result["notes"].append(
-                "llama.cpp ran as llama-cpp-python's server: one sequence at a time, so concurrency queues "
-                "in front of it; the llama-server image the manifests deploy batches up to --parallel slots"
-            )
         try:
             _run_against(
                 spec, reporter, result, factory, config, engine, engine.base_url, flavour=engine.flavour

@@ -10,10 +10,10 @@ Pure: no Django, no I/O. Every document is a Python structure serialised by yaml
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from apps.catalog.checkpoints import Checkpoint, Refusal, checkpoint_for
 from apps.catalog.specs import CatalogSnapshot, load_snapshot
 from apps.manifests import compose, kube, readme, router, yamlio
 from apps.manifests.layout import Layout, layout_for
@@ -33,6 +33,7 @@ Overflow = OverflowTarget | Mapping[str, Any] | bool | None
 K8S_FILES = {
     "Namespace": "k8s/00-namespace.yaml",
     "PersistentVolumeClaim": "k8s/10-pvc.yaml",
+    "ConfigMap": "k8s/15-engine-config.yaml",
     "Deployment": "k8s/20-deployment.yaml",
     "Service": "k8s/30-service.yaml",
     "PodDisruptionBudget": "k8s/40-pdb.yaml",
@@ -47,18 +48,25 @@ ROUTER_FILES = {
 }
 ADAPTER_VALUES_FILE = "extras/prometheus-adapter-values.yaml"
 
-_GGUF_SUFFIX = {"gguf-q4_k_m": "Q4_K_M", "gguf-q8_0": "Q8_0"}
+LLAMACPP_MODELS_DIR = "/models"
 
 
 # --- building a request from the planner's dicts ------------------------------------------------------
 
 
-def _default_model_path(engine: str, quant: str, model_slug: str, hf_repo: str) -> str:
-    if engine == "llamacpp":
-        # llama.cpp loads one GGUF file by path; the README says where to put it.
-        return f"/models/{model_slug}-{_GGUF_SUFFIX.get(quant, quant.upper())}.gguf"
-    # The catalog writes alternatives as "org/name(-it)"; the repo id is the part outside the brackets.
-    return re.sub(r"\(.*?\)", "", hf_repo).strip()
+def _default_model_path(checkpoint: Checkpoint) -> str:
+    if checkpoint.file is not None:
+        # llama.cpp loads one GGUF file by path; the README says where it comes from and where to put it.
+        return f"{LLAMACPP_MODELS_DIR}/{checkpoint.file}"
+    return checkpoint.repo
+
+
+def resolve_checkpoint(model: str, quant: str, engine: str) -> Checkpoint:
+    """The checkpoint the bundle deploys, or ManifestError with the reason no engine could load the option."""
+    found = checkpoint_for(model, quant, engine)
+    if isinstance(found, Refusal):
+        raise ManifestError(f"{engine} cannot serve {model} at {quant}: {found.reason}")
+    return found
 
 
 def _weights_gb(option: Mapping[str, Any], snapshot: CatalogSnapshot) -> float:
@@ -159,13 +167,17 @@ def request_from_plan(
         )
     constraints = workload.get("constraints") or {}
     drain_s, first_token_timeout_s = _workload_timing(workload)
+    checkpoint = resolve_checkpoint(model.slug, quant, engine)
     request = BundleRequest(
         workload_name=str(workload.get("name") or option["model"]),
         model_slug=model.slug,
-        model_path=model_path or _default_model_path(engine, quant, model.slug, model.hf_repo),
+        model_path=model_path or _default_model_path(checkpoint),
         served_name=model.slug,
         engine=engine,
         quant=quant,
+        quantize_on_load=checkpoint.quantize_on_load,
+        checkpoint_source="" if model_path else checkpoint.source_url,
+        checkpoint_file=None if model_path else checkpoint.file,
         gpu=gpu,
         tp=tp,
         replicas_by_hour=replicas,
@@ -210,6 +222,9 @@ def kubernetes_documents(layout: Layout) -> dict[str, Any]:
     if layout.names.namespace != "default":
         docs[K8S_FILES["Namespace"]] = kube.namespace(layout)
     docs[K8S_FILES["PersistentVolumeClaim"]] = kube.cache_pvc(layout)
+    engine_config = kube.engine_config_map(layout)
+    if engine_config is not None:
+        docs[K8S_FILES["ConfigMap"]] = engine_config
     docs[K8S_FILES["Deployment"]] = kube.deployment(layout)
     docs[K8S_FILES["Service"]] = kube.service(layout)
     docs[K8S_FILES["PodDisruptionBudget"]] = kube.disruption_budget(layout)
@@ -248,6 +263,7 @@ def build_bundle(request: BundleRequest) -> dict[str, str]:
         env = router.router_environment(f"http://{layout.names.container}:{layout.port}/v1")
         compose_router = compose.router_service(layout, request.overflow, image=router.LITELLM_IMAGE, env=env)
     files["compose.yaml"] = yamlio.dump(compose.compose_file(layout, router=compose_router))
+    files |= compose.engine_config_files(layout)
     if layout.definition.metrics_path:
         files[compose.PROMETHEUS_CONFIG] = yamlio.dump(compose.prometheus_config(layout))
     for path, doc in docs.items():

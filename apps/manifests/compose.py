@@ -16,6 +16,7 @@ Doc = dict[str, Any]
 
 PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
 PROMETHEUS_CONFIG = "prometheus/prometheus.yml"
+ENGINE_CONFIG_DIR = "engine-config"
 LITELLM_CONFIG = "litellm/config.yaml"
 CACHE_VOLUME = "model-cache"
 LLAMACPP_MODELS_DIR = (
@@ -71,6 +72,18 @@ def _devices(layout: Layout) -> Doc:
     return {}
 
 
+def engine_config_files(layout: Layout) -> dict[str, str]:
+    """Bundle path -> text of the files the engine's arguments name, bind-mounted at their paths."""
+    return {f"{ENGINE_CONFIG_DIR}/{path.rsplit('/', 1)[-1]}": text for path, text in layout.files}
+
+
+def _engine_config_mounts(layout: Layout) -> list[Doc]:
+    return [
+        {"type": "bind", "source": f"./{bundle_path}", "target": path, "read_only": True}
+        for bundle_path, (path, _text) in zip(engine_config_files(layout), layout.files, strict=True)
+    ]
+
+
 def _cache_volume(layout: Layout) -> Doc:
     if layout.request.engine == "llamacpp":
         return {
@@ -98,7 +111,7 @@ def engine_service(layout: Layout) -> Doc:
             **{name: compose_escape(value) for name, value in layout.env},
         },
         "ports": [f"127.0.0.1:{host_port(layout.port)}:{layout.port}"],
-        "volumes": [_cache_volume(layout)],
+        "volumes": [_cache_volume(layout), *_engine_config_mounts(layout)],
         "shm_size": f"{layout.resources.shm_gi}gb",
         **_devices(layout),
         "healthcheck": _healthcheck(layout),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from apps.manifests.request import ManifestError
+from workers.engines import EngineDefinition
 
 AcceleratorKind = Literal["nvidia", "amd", "cpu"]
 
@@ -44,15 +45,6 @@ AMD_PRODUCTS: dict[str, tuple[str, ...]] = {
     "mi325x": ("AMD_Instinct_MI325X_OAM", "AMD_Instinct_MI325_OAM"),
 }
 
-# workers/engines.py pins one CUDA image per engine. These are other builds of the same pinned releases for
-# the accelerators the CUDA image cannot serve; an engine/accelerator pair missing here needs
-# BundleRequest.image. (Belongs in EngineDefinition eventually; see the report to the lead.)
-_IMAGE_VARIANTS: dict[tuple[str, AcceleratorKind], str] = {
-    ("llamacpp", "cpu"): "ghcr.io/ggml-org/llama.cpp:server-b6715",
-}
-# Images whose CUDA build also runs on a host without a GPU (PyTorch falls back to CPU).
-_CUDA_IMAGE_RUNS_ON_CPU = frozenset({"transformers"})
-
 
 @dataclass(frozen=True)
 class Accelerator:
@@ -81,15 +73,16 @@ def accelerator_for(gpu_slug: str, count: int) -> Accelerator:
     raise ManifestError(f"no node label known for GPU {gpu_slug!r}; add it to apps/manifests/hardware.py")
 
 
-def image_for(engine: str, pinned_cuda_image: str, kind: AcceleratorKind, override: str | None) -> str:
+def image_for(definition: EngineDefinition, kind: AcceleratorKind, override: str | None) -> str:
+    """The pinned release's image for these accelerators (workers/release_data/engines.json)."""
     if override:
         return override
-    if kind == "nvidia" or (kind == "cpu" and engine in _CUDA_IMAGE_RUNS_ON_CPU):
-        return pinned_cuda_image
-    variant = _IMAGE_VARIANTS.get((engine, kind))
-    if variant is None:
+    kind_key = {"nvidia": "cuda", "amd": "rocm", "cpu": "cpu"}[kind]
+    image = definition.images.get(kind_key)
+    if image is None:
+        published = ", ".join(definition.images) or "none"
         raise ManifestError(
-            f"no pinned {engine} image for {kind.upper()} accelerators (workers/engines.py pins the CUDA "
-            f"build {pinned_cuda_image}); pass an image explicitly"
+            f"{definition.display_name} {definition.version} publishes no {kind_key.upper()} image "
+            f"(it publishes: {published}); pass an image explicitly"
         )
-    return variant
+    return image

@@ -20,6 +20,7 @@ ENGINE_COMPONENT = "engine"
 ROUTER_COMPONENT = "router"
 CACHE_VOLUME = "model-cache"
 SHM_VOLUME = "dshm"
+ENGINE_CONFIG_VOLUME = "engine-config"
 QUEUE_TRIGGER = "queue-depth"
 HF_TOKEN_KEY = "token"
 ROUTER_MASTER_KEY = "master-key"
@@ -115,6 +116,11 @@ def _engine_container(layout: Layout) -> Doc:
         "volumeMounts": [
             {"name": CACHE_VOLUME, "mountPath": layout.cache_mount},
             {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+            *(
+                [{"name": ENGINE_CONFIG_VOLUME, "mountPath": layout.config_dir, "readOnly": True}]
+                if layout.files
+                else []
+            ),
         ],
         "startupProbe": _http_probe(
             health,
@@ -129,6 +135,18 @@ def _engine_container(layout: Layout) -> Doc:
         "securityContext": {"allowPrivilegeEscalation": False},
     }
     return container
+
+
+def engine_config_map(layout: Layout) -> Doc | None:
+    """The files the engine's arguments name (trtllm-serve's --extra_llm_api_options), mounted read-only."""
+    if not layout.files:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(layout, layout.names.engine_config, ENGINE_COMPONENT),
+        "data": {path.rsplit("/", 1)[-1]: text for path, text in layout.files},
+    }
 
 
 def _gpu_placement(layout: Layout) -> Doc:
@@ -191,6 +209,11 @@ def deployment(layout: Layout) -> Doc:
                         "name": SHM_VOLUME,
                         "emptyDir": {"medium": "Memory", "sizeLimit": f"{layout.resources.shm_gi}Gi"},
                     },
+                    *(
+                        [{"name": ENGINE_CONFIG_VOLUME, "configMap": {"name": layout.names.engine_config}}]
+                        if layout.files
+                        else []
+                    ),
                 ],
             },
         },
@@ -306,7 +329,9 @@ def scaled_object(layout: Layout) -> Doc:
                     "serverAddress": layout.request.prometheus_url,
                     "query": queue_query(layout),
                     "threshold": str(layout.request.queue_threshold_per_replica),
-                    "ignoreNullValues": "true",
+                    # A query that matches no series is an error (KEDA then holds `fallback.replicas`), never
+                    # a silent 0: a metric the engine does not export must not look like an empty queue.
+                    "ignoreNullValues": "false",
                 },
             }
         )

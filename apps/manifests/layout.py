@@ -18,6 +18,7 @@ from workers.engines import (
     ServeConfig,
     UnsupportedCandidate,
     container_args,
+    engine_files,
     serve_env,
 )
 
@@ -31,7 +32,8 @@ ROUTER_PORT = 4000
 # Cache mount per engine: where each image keeps downloaded weights. TGI's image sets its hub cache to /data;
 # llama.cpp loads a GGUF file by path, so its volume holds the files themselves.
 _CACHE_MOUNTS = {"tgi": "/data", "llamacpp": "/models"}
-_DEFAULT_CACHE_MOUNT = "/root/.cache"  # covers huggingface/ and the engines' compile caches (vllm/, triton/)
+_DEFAULT_CACHE_MOUNT = "/root/.cache"
+_CPU_RUNTIME_MARGIN_GI = 4  # activations, tokenizer, Python: what a CPU replica needs besides weights and KV  # covers huggingface/ and the engines' compile caches (vllm/, triton/)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class Names:
     @property
     def cache_pvc(self) -> str:
         return f"{self.base}-model-cache"
+
+    @property
+    def engine_config(self) -> str:
+        return f"{self.base}-engine-config"
 
     @property
     def router(self) -> str:
@@ -80,6 +86,7 @@ class Layout:
     command: tuple[str, ...] | None
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]  # settings some engines take only from the environment (serve_env)
+    files: tuple[tuple[str, str], ...]  # (absolute path, text) of files the arguments name (engine_files)
     accelerator: hardware.Accelerator
     resources: sizing.HostResources
     budget: sizing.StartBudget
@@ -110,8 +117,12 @@ class Layout:
 
     @property
     def served_model_id(self) -> str:
-        # Engines without a served-name flag answer under the path they loaded.
+        # Engines without a served-name flag (TGI) answer under the path they loaded.
         return self.request.served_name if self.request.served_name in self.args else self.request.model_path
+
+    @property
+    def config_dir(self) -> str:
+        return self.serve.config_dir
 
     def labels(self, component: str) -> dict[str, str]:
         return {
@@ -140,7 +151,14 @@ def _clip(raw: str) -> str:
     return raw if len(raw) <= _ANNOTATION_MAX_CHARS else raw[: _ANNOTATION_MAX_CHARS - 1] + "…"
 
 
-def serve_config(request: BundleRequest) -> ServeConfig:
+def cpu_kv_cache_gib(request: BundleRequest, resources: sizing.HostResources) -> int:
+    """KV cache for vLLM's CPU build (it reads the size from the environment): the replica's memory less the
+    weights and a margin for the runtime."""
+    weights_gi = math.ceil(request.weights_gb * sizing.GIB_PER_GB)
+    return max(1, resources.memory_gi - weights_gi - _CPU_RUNTIME_MARGIN_GI)
+
+
+def serve_config(request: BundleRequest, *, kv_cache_gib: int = 1) -> ServeConfig:
     return ServeConfig(
         engine=request.engine,
         model_path=request.model_path,
@@ -151,7 +169,9 @@ def serve_config(request: BundleRequest) -> ServeConfig:
         max_num_seqs=request.max_num_seqs,
         gpu_memory_fraction=request.gpu_memory_fraction,
         prefix_caching=request.prefix_caching,
+        quantize_on_load=request.quantize_on_load,
         device="cpu" if request.gpu == "cpu" else "cuda",
+        cpu_kv_cache_gib=kv_cache_gib,
     )
 
 
@@ -163,13 +183,24 @@ def _autoscaler(request: BundleRequest, definition: EngineDefinition, has_window
 
 def layout_for(request: BundleRequest) -> Layout:
     definition = ENGINES[request.engine]
-    serve = serve_config(request)
+    accelerator = hardware.accelerator_for(request.gpu, request.tp)
+    if accelerator.kind == "amd" and "rocm" not in definition.accelerators:
+        raise ManifestError(f"{definition.display_name} does not run on ROCm (AMD GPUs)")
+    resources = sizing.host_resources(
+        gpus=accelerator.count,
+        tp=request.tp,
+        weights_gb=request.weights_gb,
+        instance_vcpus=request.instance_vcpus,
+        instance_memory_gib=request.instance_memory_gib,
+        instance_gpu_count=request.instance_gpu_count,
+    )
+    serve = serve_config(request, kv_cache_gib=cpu_kv_cache_gib(request, resources))
     try:
         command, args = container_args(serve)
         env = serve_env(serve)
+        files = engine_files(serve)
     except UnsupportedCandidate as exc:
         raise ManifestError(str(exc)) from exc
-    accelerator = hardware.accelerator_for(request.gpu, request.tp)
     floor = schedule.floor_replicas(request.replicas_by_hour, request.min_replicas)
     peak = schedule.peak_replicas(request.replicas_by_hour, request.min_replicas)
     windows = tuple(schedule.replica_windows(request.replicas_by_hour, floor))
@@ -185,19 +216,13 @@ def layout_for(request: BundleRequest) -> Layout:
         serve=serve,
         names=names,
         hf_secret=naming.k8s_name(request.hf_token_secret, max_len=63),
-        image=hardware.image_for(request.engine, definition.image, accelerator.kind, request.image),
+        image=hardware.image_for(definition, accelerator.kind, request.image),
         command=tuple(command) if command else None,
         args=tuple(args),
         env=tuple(sorted(env.items())),
+        files=tuple(sorted(files.items())),
         accelerator=accelerator,
-        resources=sizing.host_resources(
-            gpus=accelerator.count,
-            tp=request.tp,
-            weights_gb=request.weights_gb,
-            instance_vcpus=request.instance_vcpus,
-            instance_memory_gib=request.instance_memory_gib,
-            instance_gpu_count=request.instance_gpu_count,
-        ),
+        resources=resources,
         budget=sizing.start_budget(
             weights_gb=request.weights_gb,
             engine=request.engine,

@@ -9,21 +9,13 @@ from __future__ import annotations
 from apps.manifests import compose, naming, sizing
 from apps.manifests.layout import Layout
 from apps.manifests.validate import KUBERNETES_LATEST, KUBERNETES_VERSION
+from workers.releases import all_facts
 
 VALIDATED_AGAINST = (
     "Kubernetes {k8s} and {latest} JSON schemas (strict, kubernetes-validate), the KEDA ScaledObject and prometheus-operator "
     "PodMonitor CRD schemas, and the Compose specification schema (see apps/manifests/schemas/README.md)"
 )
-# Only bf16/fp16 (and fp8, which vLLM, SGLang and TGI quantize at load time) run from the original weights;
-# everything else needs a checkpoint already in that format. trtllm-serve takes no quantization flag at all.
-_ON_THE_FLY = {"bf16", "fp16", "fp8"}
 _FORMAT_NAMES = {"awq-int4": "AWQ", "gptq-int4": "GPTQ", "nvfp4": "NVFP4 (ModelOpt)", "int8": "INT8 W8A8"}
-
-
-def needs_quantized_checkpoint(engine: str, quant: str) -> bool:
-    if engine == "llamacpp":
-        return False  # GGUF files are always pre-quantized; the llama.cpp note covers them
-    return quant not in _ON_THE_FLY or (engine == "trtllm" and quant == "fp8")
 
 
 def _model_section(layout: Layout) -> list[str]:
@@ -32,14 +24,26 @@ def _model_section(layout: Layout) -> list[str]:
         f"1. **Model path.** The engine loads `{naming.one_line(r.model_path)}` (the `{_model_flag(layout)}` "
         "argument in `k8s/20-deployment.yaml` and `compose.yaml`; change both together)."
     ]
-    if needs_quantized_checkpoint(r.engine, r.quant):
+    if r.checkpoint_source:
+        how = (
+            f"16-bit weights that {layout.definition.display_name} quantizes to {r.quant} while loading"
+            if r.quantize_on_load
+            else f"a checkpoint published in {_FORMAT_NAMES.get(r.quant, r.quant)}"
+        )
+        lines.append(f"   It is {how}: {naming.one_line(r.checkpoint_source)}.")
+    elif r.quant not in ("bf16", "fp16"):
         lines.append(
-            f"   It must be an already quantized {_FORMAT_NAMES.get(r.quant, r.quant.upper())} checkpoint of the "
-            "model (the original weights would be served unquantized or fail to load)."
+            f"   It must be a checkpoint already in {_FORMAT_NAMES.get(r.quant, r.quant)} whose own config names "
+            "the format (the engines read it from there; 16-bit weights would be served unquantized or fail)."
         )
     if r.engine == "llamacpp":
+        fetch = (
+            f"`{naming.one_line(r.checkpoint_file)}` from {naming.one_line(r.checkpoint_source)}"
+            if r.checkpoint_file and r.checkpoint_source
+            else "the GGUF file"
+        )
         lines.append(
-            "   llama.cpp loads one GGUF file by path: put it in `./models/` for Compose, or on the "
+            f"   llama.cpp loads one GGUF file by path: put {fetch} in `./models/` for Compose, or on the "
             "`model-cache` volume (mounted at `/models`) for Kubernetes, before starting."
         )
     elif not layout.downloads:
@@ -182,6 +186,33 @@ def _kubernetes_section(layout: Layout, files: list[str]) -> list[str]:
     ]
 
 
+def _queue_metric_lines(layout: Layout) -> list[str]:
+    """What the queue trigger reads, and what happens when it reads nothing."""
+    queue = layout.definition.queue_metric
+    if layout.autoscaler != "keda":
+        return []
+    if not queue:
+        return [
+            "",
+            f"**Error: {layout.definition.display_name} exports no queue metric**, so nothing here sees "
+            "the queue: only the schedule scales it.",
+        ]
+    facts = all_facts().get(layout.request.engine)
+    enabled = (
+        f" The engine exports it only with {'; '.join(facts.metrics_enabled_by)}, which the arguments set."
+        if facts and facts.metrics_enabled_by
+        else ""
+    )
+    return [
+        "",
+        f"The queue trigger reads `{queue}` from `{layout.definition.metrics_path}` "
+        f"({facts.metrics_source if facts else 'the engine'}).{enabled} "
+        "If Prometheus has no series for it (the metric is missing, or scraping fails), KEDA reports the "
+        f'trigger as failing (`ignoreNullValues: "false"`) and holds the fallback of {layout.peak} '
+        "replica(s) after three failed polls: check `kubectl describe scaledobject` for that error.",
+    ]
+
+
 def _scaling_section(layout: Layout) -> list[str]:
     lines = ["## Scaling", ""]
     queue = layout.definition.queue_metric
@@ -214,6 +245,7 @@ def _scaling_section(layout: Layout) -> list[str]:
             + ("and the plan is flat, " if layout.request.use_keda else "and an HPA has nothing to follow, ")
             + f"so the Deployment holds the planned peak of {layout.peak} replica(s)."
         )
+    lines += _queue_metric_lines(layout)
     if layout.windows:
         enforced = layout.autoscaler == "keda"
         lines += [
@@ -247,6 +279,22 @@ def _budget_section(layout: Layout) -> list[str]:
     ]
 
 
+def verification_lines() -> list[str]:
+    """Per engine, the pinned release and how this project checked what the bundle relies on."""
+    lines = ["## What was verified, per engine", ""]
+    for engine, facts in all_facts().items():
+        flags = facts.current.flag_list
+        lines.append(
+            f"- **{facts.display_name} {facts.current.version}** ({', '.join(sorted(facts.current.images))} "
+            f"images): {facts.current.verified}. Flag list: `workers/release_data/flags/{engine}-"
+            f"{flags.version}.json` ({flags.method}). Queue metric `{facts.queue_metric}`: {facts.metrics_source}."
+        )
+        for version, older in facts.releases.items():
+            if version != facts.current.version:
+                lines.append(f"  - {version} (previous): {older.verified}.")
+    return [*lines, ""]
+
+
 def _overflow_section(layout: Layout) -> list[str]:
     overflow = layout.request.overflow
     if overflow is None:
@@ -271,6 +319,7 @@ def render(layout: Layout, *, files: list[str]) -> str:
         *_scaling_section(layout),
         *_budget_section(layout),
         *_overflow_section(layout),
+        *verification_lines(),
         "## Files",
         "",
         *[f"- `{path}`" for path in [*files, "README.md"]],

@@ -47,6 +47,10 @@ class BundleRequest:
     max_model_len: int  # longest prompt + longest output of the workload
     max_num_seqs: int
     weights_gb: float  # the checkpoint's size: download and load budgets come from it
+    # The checkpoint holds 16-bit weights the engine quantizes while loading (apps.catalog.checkpoints).
+    quantize_on_load: bool = False
+    checkpoint_source: str = ""  # where the checkpoint is published (README), "" when the operator chose
+    checkpoint_file: str | None = None  # the one file to fetch from checkpoint_source (GGUF)
     min_replicas: int = 1
     max_replicas: int | None = None  # None: the planned peak plus a quarter for bursts
     namespace: str = "llm"

@@ -27,6 +27,7 @@ import kubernetes_validate
 from kubernetes_validate.utils import SchemaNotFoundError, VersionNotSupportedError
 
 from apps.manifests import yamlio
+from workers.releases import all_facts
 
 KUBERNETES_VERSION = "1.31"  # the oldest version the bundle promises to apply on
 KUBERNETES_LATEST = "1.37"  # the newest kubernetes-validate 1.37 ships schemas for
@@ -378,8 +379,59 @@ def _bundle_rules(documents: list[tuple[str, dict[str, Any]]]) -> list[Problem]:
             problems += _autoscaler_target_problems(spec, label, by_name)
         if kind == "ScaledObject":
             problems += _keda_problems(doc, label)
+            problems += _queue_metric_problems(doc, label, by_name)
         if kind == "HorizontalPodAutoscaler" and spec.get("minReplicas", 1) > spec.get("maxReplicas", 1):
             problems.append(Problem(label, "spec", "minReplicas must not exceed maxReplicas"))
+    return problems
+
+
+_METRIC_IN_QUERY = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*\{")
+ENGINE_LABEL = "llm-deployment-advisor/engine"
+
+
+def _engine_args(deployment: dict[str, Any]) -> list[str]:
+    return [str(a) for c in _pod_spec(deployment).get("containers") or [] for a in c.get("args") or []]
+
+
+def _queue_metric_problems(doc: dict[str, Any], label: str, deployments: dict[Any, Any]) -> list[Problem]:
+    """A queue trigger must query a gauge the pinned engine release exports, with its export switched on:
+    anything else reads as no series, which KEDA reports as an error instead of scaling."""
+    engine = ((doc.get("metadata") or {}).get("labels") or {}).get(ENGINE_LABEL)
+    facts = all_facts().get(str(engine))
+    if facts is None:
+        return []
+    spec = doc.get("spec") or {}
+    target = deployments.get((spec.get("scaleTargetRef") or {}).get("name")) or {}
+    args = _engine_args(target)
+    problems = []
+    for i, trigger in enumerate(spec.get("triggers") or []):
+        if trigger.get("type") != "prometheus":
+            continue
+        where = f"spec.triggers.{i}.metadata"
+        metadata = trigger.get("metadata") or {}
+        match = _METRIC_IN_QUERY.search(str(metadata.get("query", "")))
+        metric = match.group(1) if match else None
+        if metric not in facts.exported_metrics:
+            problems.append(
+                Problem(
+                    label,
+                    f"{where}.query",
+                    f"{metric!r} is not a metric {facts.display_name} {facts.current.version} exports "
+                    f"({', '.join(sorted(facts.exported_metrics))}; {facts.metrics_source})",
+                )
+            )
+        for switch in facts.metrics_enabled_by:
+            flag = switch.split(":", 1)[0].strip()
+            if flag not in args:
+                problems.append(
+                    Problem(label, where, f"the engine exports {metric} only with {switch}, which it lacks")
+                )
+        if str(metadata.get("ignoreNullValues", "true")).lower() != "false":
+            problems.append(
+                Problem(
+                    label, f"{where}.ignoreNullValues", "a missing metric must be an error, not a silent 0"
+                )
+            )
     return problems
 
 
@@ -532,7 +584,7 @@ def validate_bundle(files: Mapping[str, str]) -> list[Problem]:
             problems += compose_problems(docs[0], files)
         elif path in _SINGLE_FILE_RULES:
             problems += _SINGLE_FILE_RULES[path](docs[0])
-        elif not path.startswith("extras/"):
+        elif not path.startswith(("extras/", "engine-config/")):
             problems.append(Problem(path, "", "unexpected file in the bundle"))
     if "compose.yaml" not in files:
         problems.append(Problem("compose.yaml", "", "missing"))

@@ -47,6 +47,7 @@ def test_a_shrunk_model_fits_on_cpu_where_the_full_one_would_not_matter() -> Non
 
     assert space == [
         Candidate("cpu", "transformers", "bf16", 1),
+        Candidate("cpu", "vllm", "bf16", 1),  # vLLM's CPU build
         # t4 has no bf16 and no fp8: nothing for it at all
     ]
 
@@ -112,7 +113,7 @@ def test_weights_say_whether_a_measurement_stands_for_the_model() -> None:
     assert is_shrunk
     assert not full_shrunk
     assert shrunk == (
-        "random weights, shrunk to 2 layers, hidden 64, 139,584 parameters (the full model has 32 layers); "
+        "random weights, shrunk to 2 layers, hidden 256, 139,584 parameters (the full model has 32 layers); "
         "not representative"
     )
     assert full == "random weights at the full architecture (32 layers)"

@@ -99,7 +99,7 @@ def test_an_impossible_candidate_is_refused(world: TeamWorld, cpu_worker: Worker
             workload=world.workload_a,
             user=world.alice,
             load=SMOKE_LOAD,
-            candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="cpu")],
+            candidates=[CandidateRequest(engine="sglang", quant="bf16", accelerator="cpu")],
         )
 
 

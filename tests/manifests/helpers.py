@@ -79,3 +79,9 @@ def flag_value(args: list[str], flag: str) -> str:
 
 def bundle(engine: str = "vllm", **changes: Any) -> dict[str, str]:
     return build_bundle(make_request(engine, **changes))
+
+
+def listening_locally(args: tuple[str, ...] | list[str], host: str, port: int) -> list[str]:
+    """A bundle's engine arguments with only where to listen changed, as a test starts the engine here."""
+    local = {"--host": host, "--port": str(port)}
+    return [local.get(previous, arg) for previous, arg in zip(["", *args[:-1]], args, strict=True)]

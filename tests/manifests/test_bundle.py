@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from apps.manifests.build import build_bundle
 from apps.manifests.bundle import write_bundle, zip_bundle
-from tests.manifests.helpers import bundle
+from tests.manifests.helpers import bundle, make_request
+from workers.releases import all_facts
 
 
 def test_the_same_bundle_zips_to_the_same_bytes() -> None:
@@ -40,3 +42,29 @@ def test_paths_leaving_the_bundle_are_refused(tmp_path: Path, path: str) -> None
         write_bundle({path: "x"}, tmp_path)
     with pytest.raises(ValueError, match="unsafe bundle path"):
         zip_bundle({path: "x"})
+
+
+def test_the_readme_says_per_engine_what_was_verified_and_how() -> None:
+    readme = bundle("sglang")["README.md"]
+    section = readme.split("## What was verified, per engine", 1)[1].split("## Files", 1)[0]
+
+    for engine, facts in all_facts().items():
+        assert f"**{facts.display_name} {facts.current.version}**" in section, engine
+        assert f"workers/release_data/flags/{engine}-{facts.current.version}.json" in section
+    assert "started for real in the tests" in section  # vLLM's CPU build and llama-server
+    assert "checked against the argparse parser of the sglang 0.5.23 wheel" in section
+
+
+def test_the_readme_names_the_checkpoint_and_what_a_missing_queue_metric_does() -> None:
+    request = make_request(
+        "vllm",
+        quant="awq-int4",
+        model_path="hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4",
+        checkpoint_source="https://huggingface.co/hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4",
+    )
+    readme = build_bundle(request)["README.md"]
+
+    assert "a checkpoint published in AWQ: https://huggingface.co/hugging-quants/" in readme
+    assert 'KEDA reports the trigger as failing (`ignoreNullValues: "false"`)' in readme
+    no_queue = bundle("transformers", gpu="cpu", tp=1, quant="bf16")["README.md"]
+    assert "**Error: Transformers (transformers serve) exports no queue metric**" in no_queue

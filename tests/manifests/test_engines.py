@@ -8,7 +8,8 @@ import re
 import pytest
 
 from apps.manifests import yamlio
-from apps.manifests.build import build_bundle
+from apps.manifests.build import ManifestError, build_bundle
+from apps.manifests.validate import validate_bundle
 from tests.manifests.helpers import (
     ENGINES,
     bundle,
@@ -49,16 +50,22 @@ def test_planned_limits_reach_the_engine_flags(engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", sorted(QUANT_FLAGS))
-def test_quantization_reaches_the_engine(engine: str) -> None:
+def test_load_time_quantization_reaches_the_engine(engine: str) -> None:
     flag, value = QUANT_FLAGS[engine]
-    assert flag_value(engine_container(bundle(engine))["args"], flag) == value
+    on_load = engine_container(bundle(engine, quantize_on_load=True))["args"]
+    prequantized = engine_container(bundle(engine, model_path="RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8"))[
+        "args"
+    ]
+
+    assert flag_value(on_load, flag) == value
+    assert flag not in prequantized  # the checkpoint's config names its format
 
 
 def test_trtllm_serves_the_quantized_checkpoint_and_readme_says_so() -> None:
     # trtllm-serve reads the quantization from the checkpoint: the README must ask for an FP8 one.
     files = bundle("trtllm", quant="fp8")
     assert "--quantization" not in engine_container(files)["args"]
-    assert "already quantized FP8 checkpoint" in files["README.md"]
+    assert "a checkpoint already in fp8 whose own config names the format" in files["README.md"]
 
 
 def test_tgi_prefix_caching_is_set_through_the_environment() -> None:
@@ -72,7 +79,7 @@ def test_tgi_prefix_caching_is_set_through_the_environment() -> None:
 @pytest.mark.parametrize(
     ("engine", "on_flag", "off_flag"),
     [
-        ("vllm", "--enable-prefix-caching", "--no-enable-prefix-caching"),
+        ("vllm", "--enable-prefix-caching", "--disable-prefix-caching"),
         ("sglang", None, "--disable-radix-cache"),
         ("llamacpp", None, "--no-cache-prompt"),
     ],
@@ -120,14 +127,42 @@ def test_gpu_requests_equal_limits_equal_tp(engine: str, tp: int) -> None:
     assert device == {"driver": "nvidia", "count": tp, "capabilities": ["gpu"]}
 
 
-def test_amd_gpus_use_the_amd_device_plugin_and_need_an_image() -> None:
-    files = bundle("vllm", gpu="mi300x", image="rocm/vllm:rocm6.4.1_vllm_0.10.1")
+@pytest.mark.parametrize(
+    ("engine", "image"),
+    [
+        ("vllm", "vllm/vllm-openai-rocm:v0.33.0"),
+        ("tgi", "ghcr.io/huggingface/text-generation-inference:3.3.7-rocm"),
+        ("llamacpp", "ghcr.io/ggml-org/llama.cpp:server-rocm-b11312"),
+    ],
+)
+def test_amd_bundles_run_the_pinned_rocm_image_on_the_amd_device_plugin(engine: str, image: str) -> None:
+    files = bundle(engine, gpu="mi300x")
     pod = k8s(files, "deployment")["spec"]["template"]["spec"]
 
     assert pod["containers"][0]["resources"]["limits"]["amd.com/gpu"] == "2"
+    assert pod["containers"][0]["resources"]["requests"]["amd.com/gpu"] == "2"
     assert "runtimeClassName" not in pod
-    assert pod["containers"][0]["image"] == "rocm/vllm:rocm6.4.1_vllm_0.10.1"
-    assert compose_engine(files, "vllm")["devices"] == ["/dev/kfd", "/dev/dri"]
+    assert pod["containers"][0]["image"] == image
+    [term] = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert term["matchExpressions"][0]["key"] == "amd.com/gpu.product-name"
+    service = compose_engine(files, engine)
+    assert service["image"] == image
+    assert service["devices"] == ["/dev/kfd", "/dev/dri"]
+    assert service["group_add"] == ["video"]
+    assert validate_bundle(files) == []
+
+
+def test_amd_bundles_without_a_pinned_rocm_build_need_an_explicit_image() -> None:
+    # SGLang runs on MI300X but publishes only date-stamped ROCm builds, none of the pinned release.
+    with pytest.raises(ManifestError, match="publishes no ROCM image"):
+        bundle("sglang", gpu="mi300x")
+    files = bundle("sglang", gpu="mi300x", image="lmsysorg/sglang-rocm:v0.5.20-rocm720-mi30x-20260920")
+    assert engine_container(files)["image"] == "lmsysorg/sglang-rocm:v0.5.20-rocm720-mi30x-20260920"
+    # TensorRT-LLM has no ROCm build at all: no image makes it run there.
+    with pytest.raises(ManifestError, match="does not run on ROCm"):
+        bundle("trtllm", gpu="mi300x", image="some/image:tag")
 
 
 def test_cpu_serving_requests_no_gpu() -> None:
@@ -139,7 +174,7 @@ def test_cpu_serving_requests_no_gpu() -> None:
     assert "runtimeClassName" not in pod
     assert "affinity" not in pod
     assert flag_value(pod["containers"][0]["args"], "--n-gpu-layers") == "0"
-    assert pod["containers"][0]["image"] == "ghcr.io/ggml-org/llama.cpp:server-b6715"
+    assert pod["containers"][0]["image"] == "ghcr.io/ggml-org/llama.cpp:server-b11312"
     assert "deploy" not in compose_engine(files, "llamacpp")
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
+from apps.catalog.checkpoints import Checkpoint, Refusal, checkpoint_for
 from apps.catalog.specs import load_snapshot
 from apps.manifests.build import ManifestError, OverflowTarget, build_bundle, request_from_plan
 from apps.manifests.validate import validate_bundle
@@ -43,15 +45,28 @@ def test_the_option_becomes_the_request(planned: dict[str, Any]) -> None:
     assert request.replicas_by_hour == tuple(option["replicas_by_hour"])
     assert request.max_model_len == 8000 + 1024
     assert request.max_num_seqs == option["serve"]["max_num_seqs"]
-    assert request.model_path == "meta-llama/Llama-3.1-8B-Instruct"
+    # the checkpoint the engine loads for that precision, with where it is published
+    checkpoint = checkpoint_for(option["model"], option["quant"], option["engine"])
+    assert isinstance(checkpoint, Checkpoint)
+    assert request.model_path == checkpoint.repo
+    assert request.checkpoint_source == checkpoint.source_url
+    assert request.quantize_on_load == checkpoint.quantize_on_load
     assert request.workload_name == "support-chat"
     assert request.overflow is None
     # 1024 output tokens at the 60 ms ITL target, with margin: the drain the grace period must allow.
     assert request.drain_s >= 1024 * 0.060
 
 
-def test_every_option_of_a_real_plan_builds_a_valid_bundle(planned: dict[str, Any]) -> None:
+def test_every_option_of_a_real_plan_builds_a_valid_bundle_or_is_refused_with_the_reason(
+    planned: dict[str, Any],
+) -> None:
     for option in planned["options"]:
+        found = checkpoint_for(option["model"], option["quant"], option["engine"])
+        if isinstance(found, Refusal):
+            # Until the planner drops these itself (it can call checkpoint_for), the bundle says why not.
+            with pytest.raises(ManifestError, match=re.escape(found.reason)):
+                request_from_plan(option, WORKLOAD, planned, overflow=True)
+            continue
         files = build_bundle(request_from_plan(option, WORKLOAD, planned, overflow=True))
         assert validate_bundle(files) == [], option["rank"]
         args = engine_container(files)["args"]
@@ -105,11 +120,33 @@ def test_missing_fields_are_one_clear_error() -> None:
         request_from_plan({"model": "llama-3.1-8b"}, WORKLOAD)
 
 
-def test_llamacpp_defaults_to_a_gguf_file_on_the_volume(planned: dict[str, Any]) -> None:
+def test_llamacpp_defaults_to_the_published_gguf_file_on_the_volume(planned: dict[str, Any]) -> None:
     option = {**planned["options"][0], "engine": "llamacpp", "quant": "gguf-q4_k_m"}
     files = build_bundle(request_from_plan(option, WORKLOAD, planned))
-    assert flag_value(engine_container(files)["args"], "--model") == "/models/llama-3.1-8b-Q4_K_M.gguf"
-    assert "GGUF file" in files["README.md"]
+    model = "/models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
+    assert flag_value(engine_container(files)["args"], "--model") == model
+    assert (
+        "`Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf` from https://huggingface.co/bartowski/"
+        in files["README.md"]
+    )
+
+
+def test_an_option_no_engine_can_load_is_refused_with_the_reason(planned: dict[str, Any]) -> None:
+    option = {**planned["options"][0], "engine": "trtllm", "quant": "awq-int4"}
+    with pytest.raises(
+        ManifestError, match=re.escape("trtllm cannot serve llama-3.1-8b at awq-int4: no awq-int4 checkpoint")
+    ):
+        request_from_plan(option, WORKLOAD, planned)
+
+
+def test_a_quantized_option_names_the_quantized_checkpoint(planned: dict[str, Any]) -> None:
+    awq = request_from_plan(
+        {**planned["options"][0], "engine": "vllm", "quant": "awq-int4"}, WORKLOAD, planned
+    )
+    fp8 = request_from_plan({**planned["options"][0], "engine": "tgi", "quant": "fp8"}, WORKLOAD, planned)
+    assert awq.model_path == "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"
+    assert "--quantization" not in engine_container(build_bundle(awq))["args"]
+    assert fp8.model_path == "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8"
 
 
 def test_an_operator_model_path_and_namespace_are_used(planned: dict[str, Any]) -> None:
@@ -126,7 +163,7 @@ def test_an_operator_model_path_and_namespace_are_used(planned: dict[str, Any]) 
 
 
 def test_an_undeployable_option_fails_when_the_request_is_made(planned: dict[str, Any]) -> None:
-    # No pinned ROCm image in workers/engines.py: the caller learns it before building anything.
-    option = {**planned["options"][0], "engine": "vllm", "gpu": "mi300x"}
-    with pytest.raises(ManifestError, match="no pinned vllm image for AMD"):
+    # No ROCm image of the pinned SGLang: the caller learns it before building anything.
+    option = {**planned["options"][0], "engine": "sglang", "quant": "bf16", "gpu": "mi300x"}
+    with pytest.raises(ManifestError, match=re.escape("SGLang 0.5.23 publishes no ROCM image")):
         request_from_plan(option, WORKLOAD, planned)

@@ -166,6 +166,18 @@ MUTATIONS: dict[str, tuple[Callable[[Files], Files], str, str]] = {
         SCALED,
         "sets replicas the autoscaler owns",
     ),
+    "queue metric the pinned engine does not export": (
+        _edit(
+            SCALED, lambda d: _queue_trigger(d)["metadata"].update(query="sum(vllm:num_requests_queued{})")
+        ),
+        SCALED,
+        "'vllm:num_requests_queued' is not a metric vLLM 0.33.0 exports",
+    ),
+    "a missing queue metric read as zero": (
+        _edit(SCALED, lambda d: _queue_trigger(d)["metadata"].update(ignoreNullValues="true")),
+        SCALED,
+        "must be an error, not a silent 0",
+    ),
     "typo in a PodMonitor endpoint (CRD schema)": (
         _edit(MONITOR, lambda d: d["spec"]["podMetricsEndpoints"][0].update(intervall="30s")),
         MONITOR,
@@ -210,6 +222,29 @@ def test_validators_catch_broken_documents(name: str) -> None:
     problems = validate_bundle(mutate(files))
 
     assert any(p.document.startswith(where) and text in p.message for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("engine", "switch"),
+    [("trtllm", "--extra_llm_api_options"), ("sglang", "--enable-metrics"), ("llamacpp", "--metrics")],
+)
+def test_a_queue_trigger_needs_the_engine_to_export_its_metric(engine: str, switch: str) -> None:
+    # given a bundle whose engine exports the queue gauge only when told to
+    files = build_bundle(make_request(engine))
+    assert validate_bundle(files) == []
+
+    # when the switch is dropped from the engine's arguments
+    def drop(doc: Any) -> None:
+        args = _container(doc)["args"]
+        at = args.index(switch)
+        del args[at : at + (2 if switch.startswith("--extra") else 1)]
+
+    problems = validate_bundle(_edit(DEPLOYMENT, drop)(files))
+
+    # then the autoscaler is flagged: KEDA would find no series
+    assert any(p.document.startswith(SCALED) and f"only with {switch}" in p.message for p in problems), (
+        problems
+    )
 
 
 def test_problems_name_the_document_path_and_version() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from workers.dummy import build_model_dir, quantize_gguf, write_gguf
+from workers.launch import find_executable
 
 # Nothing in these tests may reach the network (the engines get the same variables from the launcher).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,6 +28,10 @@ TINY_LLAMA = {
 # Q4_K packs rows in super-blocks of 256 values; narrower rows would silently fall back to another type.
 GGUF_LLAMA = TINY_LLAMA | {"hidden": 256, "head_dim": 64, "intermediate": 512}
 
+needs_llama_server = pytest.mark.skipif(
+    find_executable("llama-server") is None,
+    reason="llama.cpp's llama-server is not built (`make install-test` builds it into the engine cache)",
+)
 needs_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
     reason="llama-cpp-python is not installed (pip install 'llm-deployment-advisor[llamacpp]')",

@@ -46,10 +46,20 @@ def test_vllm_flags() -> None:
     assert _value(args, "--max-model-len") == "4096"
     assert _value(args, "--max-num-seqs") == "64"
     assert _value(args, "--gpu-memory-utilization") == "0.85"
-    assert _value(args, "--quantization") == "awq_marlin"
+    # the AWQ checkpoint names its format itself: no method flag that a 16-bit checkpoint would choke on
+    assert "--quantization" not in args
     assert _value(args, "--load-format") == "dummy"
-    assert "--no-enable-prefix-caching" in args
+    assert "--disable-prefix-caching" in args  # vLLM 0.33's spelling
     assert _value(args, "--port") == "9000"
+
+
+def test_vllm_quantizes_fp8_while_loading_and_drops_gpu_flags_on_cpu() -> None:
+    on_load = serve_args(_config("vllm", quantization="fp8", quantize_on_load=True))
+    cpu = _config("vllm", device="cpu", tensor_parallel=1, cpu_kv_cache_gib=3)
+
+    assert _value(on_load, "--quantization") == "fp8"
+    assert "--gpu-memory-utilization" not in serve_args(cpu)
+    assert serve_env(cpu) == {"VLLM_CPU_KVCACHE_SPACE": "3"}
 
 
 def test_vllm_bf16_sets_dtype_and_prefix_caching() -> None:
@@ -69,7 +79,8 @@ def test_sglang_flags() -> None:
     assert _value(args, "--context-length") == "4096"
     assert _value(args, "--max-running-requests") == "64"
     assert _value(args, "--mem-fraction-static") == "0.85"
-    assert _value(args, "--quantization") == "w8a8_int8"
+    assert "--quantization" not in args  # a W8A8 checkpoint says so in its config
+    assert "--enable-metrics" in args
     assert "--disable-radix-cache" in args
     assert _value(args, "--load-format") == "dummy"
 
@@ -82,6 +93,7 @@ def test_trtllm_flags() -> None:
     assert _value(args, "--max_seq_len") == "4096"
     assert _value(args, "--max_batch_size") == "64"
     assert _value(args, "--kv_cache_free_gpu_memory_fraction") == "0.85"
+    assert _value(args, "--extra_llm_api_options") == "/etc/llm-engine/trtllm-extra-llm-api-options.yaml"
 
 
 def test_tgi_batches_max_num_seqs_and_queues_above_it() -> None:
@@ -95,7 +107,8 @@ def test_tgi_batches_max_num_seqs_and_queues_above_it() -> None:
     assert _value(args, "--max-batch-size") == "64"
     # admission well above the batch so TGI queues like the others instead of answering 429
     assert int(_value(args, "--max-concurrent-requests")) > 64
-    assert _value(args, "--quantize") == "gptq"
+    assert "--quantize" not in args  # GPTQ is read from the checkpoint's configuration
+    assert "--served-model-name" not in args  # no TGI release has it
     assert _value(args, "--cuda-memory-fraction") == "0.85"
     assert serve_env(config) == {"PREFIX_CACHING": "0"}
     assert serve_env(_config("tgi")) == {}
@@ -145,7 +158,10 @@ def test_extra_args_pass_through_and_commands_wrap_the_same_args() -> None:
 @pytest.mark.parametrize(
     ("engine", "overrides", "message"),
     [
-        ("vllm", {"device": "cpu"}, "does not run on cpu"),
+        ("sglang", {"device": "cpu"}, "does not run on cpu"),
+        ("trtllm", {"quantization": "fp8", "quantize_on_load": True}, "it needs a checkpoint already in fp8"),
+        ("vllm", {"quantization": "int8", "quantize_on_load": True}, "makes fp8 while loading, not int8"),
+        ("vllm", {"engine_version": "0.10.0"}, "vllm 0.10.0 is not pinned"),
         ("transformers", {"quantization": "fp8"}, "does not serve fp8"),
         ("vllm", {"tensor_parallel": 0}, "at least 1"),
         ("vllm", {"gpu_memory_fraction": 1.5}, "not in (0, 1]"),

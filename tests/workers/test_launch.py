@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.workers.conftest import needs_llama_cpp
+from tests.workers.conftest import needs_llama_cpp, needs_llama_server
 from workers.engines import ServeConfig, serve_args
 from workers.errors import EngineCrashed, EngineStartError
 from workers.launch import bare_launch_plan, container_launch_plan, free_port, launch
@@ -23,20 +23,44 @@ def _config(engine: str, model_path: str = "/m", **overrides: Any) -> ServeConfi
     return ServeConfig(**(fields | overrides))
 
 
-@needs_llama_cpp
-def test_llamacpp_falls_back_to_llama_cpp_python_with_equivalent_settings(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_llamacpp_runs_only_as_llama_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No single-sequence stand-in: without the binary the image runs, the launch is refused.
     monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     config = _config("llamacpp", "/m.gguf", quantization="gguf-q8_0", device="cpu", max_model_len=512)
+
+    with pytest.raises(EngineStartError, match="'llama-server' is not installed"):
+        bare_launch_plan(config)
+
+
+def test_an_engine_in_another_virtualenv_runs_under_its_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADVISOR_VLLM_PYTHON", "/opt/vllm-cpu/bin/python")
+    config = _config("vllm", "/models/m", device="cpu", engine_version="0.32.0")
 
     plan = bare_launch_plan(config)
 
-    assert plan.flavour == "llamacpp-python"
-    assert plan.argv[:3] == [sys.executable, "-m", "llama_cpp.server"]
-    assert plan.argv[plan.argv.index("--n_ctx") + 1] == "512"
-    assert plan.argv[plan.argv.index("--model_alias") + 1] == "m"
-    assert plan.serve_args == serve_args(config)  # results still record the manifests' llama-server args
+    assert plan.argv == [
+        "/opt/vllm-cpu/bin/python",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        *serve_args(config),
+    ]
+    assert plan.env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+
+
+def test_engine_files_are_written_where_the_arguments_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "trtllm-serve"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    config = _config("trtllm", "/models/m", config_dir=str(tmp_path / "etc"))
+
+    plan = bare_launch_plan(config)
+    (path,) = plan.files
+    assert plan.argv[plan.argv.index("--extra_llm_api_options") + 1] == path
+    assert path.startswith(str(tmp_path / "etc"))
 
 
 def test_llamacpp_prefers_llama_server_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,6 +108,7 @@ def test_container_plan_runs_the_pinned_image_with_the_same_args() -> None:
 
 @pytest.mark.integration
 @needs_llama_cpp
+@needs_llama_server
 def test_an_engine_that_dies_while_starting_reports_its_log(tmp_path: Path) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + os.urandom(256))  # a real llama.cpp server, fed a corrupt model
@@ -101,6 +126,7 @@ def test_an_engine_that_dies_while_starting_reports_its_log(tmp_path: Path) -> N
 
 @pytest.mark.integration
 @needs_llama_cpp
+@needs_llama_server
 def test_an_engine_killed_mid_run_raises_with_partial_result(tmp_path: Path) -> None:
     # given a real engine, killed as the level starts (as the OOM killer would)
     spec = BenchmarkSpec(
@@ -134,4 +160,4 @@ def test_an_engine_killed_mid_run_raises_with_partial_result(tmp_path: Path) -> 
     assert caught.value.exit_code == -signal.SIGKILL
     assert caught.value.partial_result is not None
     assert caught.value.partial_result["error"].startswith("llama.cpp server exited")
-    assert caught.value.partial_result["engine"]["flavour"] == "llamacpp-python"
+    assert caught.value.partial_result["engine"]["flavour"] == "llamacpp"

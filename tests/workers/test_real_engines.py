@@ -1,19 +1,24 @@
 """Real engines on CPU, launched by the worker's launcher and measured by its load generator.
 
-transformers serve (continuous batching) on a tiny random Llama, and llama-cpp-python's server on the same
-kind of model written as GGUF and quantized by llama.cpp. Nothing stands in for an engine here.
+transformers serve (continuous batching) on a tiny random Llama, and llama.cpp's own llama-server (built by
+`make install-test`, the pinned build) with parallel slots, on the same kind of model written as GGUF and
+quantized by llama.cpp. Nothing stands in for an engine here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.workers.conftest import needs_llama_cpp
+from apps.manifests.layout import layout_for
+from tests.manifests.helpers import listening_locally, make_request
+from tests.workers.conftest import needs_llama_cpp, needs_llama_server
 from workers.engines import ServeConfig
 from workers.launch import EngineProcess, free_port, launch
 from workers.loadgen import REQUEST_STYLES, ClosedLoop, Load, RequestPlan, Target, run_level
@@ -113,31 +118,45 @@ def test_transformers_serve_on_cpu(tiny_llama_dir: Path, tmp_path: Path) -> None
 
 
 @needs_llama_cpp
-@pytest.mark.parametrize("quant", ["q8_0", "q4_k_m"])
-def test_llama_cpp_server_on_cpu(quant: str, tiny_gguf_files: dict[str, Path], tmp_path: Path) -> None:
-    # given
+@needs_llama_server
+@pytest.mark.parametrize(("quant", "prefix_caching"), [("q8_0", True), ("q4_k_m", False)])
+def test_llama_server_on_cpu(
+    quant: str, prefix_caching: bool, tiny_gguf_files: dict[str, Path], tmp_path: Path
+) -> None:
+    # given a CPU bundle's llama-server arguments (prompt caching off spells --no-cache-prompt)
     model = tiny_gguf_files[quant]
-    config = ServeConfig(
-        engine="llamacpp",
-        model_path=str(model),
-        served_name=f"tiny-{quant}",
-        quantization=f"gguf-{quant}",
-        device="cpu",
-        host="127.0.0.1",
-        port=free_port(),
-        max_model_len=256,
-        max_num_seqs=2,
+    layout = layout_for(
+        make_request(
+            "llamacpp",
+            quant=f"gguf-{quant}",
+            gpu="cpu",
+            tp=1,
+            model_path=str(model),
+            served_name=f"tiny-{quant}",
+            max_model_len=256,
+            max_num_seqs=2,
+            prefix_caching=prefix_caching,
+            weights_gb=0.01,
+        )
     )
+    config = replace(layout.serve, host="127.0.0.1", port=free_port())
 
     # when
     with launch(config, log_path=tmp_path / "llama.log") as engine:
         engine.wait_ready(STARTUP_TIMEOUT_S)
         version = engine.version()
+        props = httpx.get(engine.base_url + "/props", timeout=10).json()
         target = Target(engine.base_url, config.served_name, style=REQUEST_STYLES[engine.flavour])
         (level,) = _levels(target, model, [ClosedLoop(2)])
+        metrics = httpx.get(engine.base_url + "/metrics", timeout=10).text
 
-    # then
-    assert engine.flavour in ("llamacpp", "llamacpp-python")
-    assert version != "unknown"
-    _assert_sane(level, usage=engine.flavour == "llamacpp")
+    # then the pinned build ran with one slot per concurrent sequence and exported the queue gauge
+    assert engine.flavour == "llamacpp"
+    assert engine.plan.argv[1:] == listening_locally(layout.args, "127.0.0.1", config.effective_port)
+    assert engine.plan.argv[0].endswith("llama-server")
+    assert version.startswith(f"{engine.config.definition.version}-")  # e.g. "b11312-<commit>"
+    assert props["total_slots"] == config.max_num_seqs
+    assert ("--no-cache-prompt" in engine.plan.argv) is not prefix_caching
+    assert f"{config.definition.queue_metric} " in metrics
+    _assert_sane(level, usage=True)
     _assert_stopped(engine)

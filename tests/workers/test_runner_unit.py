@@ -32,7 +32,7 @@ def test_an_impossible_candidate_is_refused_before_any_work(tmp_path: Path) -> N
     events: list[dict[str, Any]] = []
 
     with pytest.raises(UnsupportedCandidate, match="does not run on cpu"):
-        run_benchmark(_spec(tmp_path, engine="vllm"), on_progress=events.append)
+        run_benchmark(_spec(tmp_path, engine="sglang"), on_progress=events.append)
 
     assert events == []
     assert not list(tmp_path.iterdir())

@@ -214,7 +214,7 @@ def test_decode_turns_compute_bound_at_large_batch(catalog: CatalogSnapshot) -> 
         ("h100-sxm", "nvfp4", "vllm", "precision_unsupported"),
         ("t4", "bf16", "vllm", "precision_unsupported"),
         ("h100-sxm", "gguf-q4_k_m", "vllm", "engine_cannot_serve_quant"),
-        ("cpu", "bf16", "vllm", "engine_cannot_run_on_accelerator"),
+        ("cpu", "bf16", "sglang", "engine_cannot_run_on_accelerator"),
         ("mi300x", "fp8", "trtllm", "engine_cannot_run_on_accelerator"),
         ("h100-sxm", "fp8", "transformers", "engine_cannot_serve_quant"),
     ],
