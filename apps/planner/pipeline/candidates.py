@@ -8,9 +8,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from apps.catalog.checkpoints import Checkpoint, Refusal, checkpoint_for
 from apps.catalog.specs import CatalogSnapshot, GpuSpec, ModelSpec, OfferSpec, QuantSpec
-from apps.planner.perf.deployment import TP_DEGREES, Deployment, UnsupportedCombination, check_supported
+from apps.planner.perf.deployment import (
+    TP_DEGREES,
+    Deployment,
+    UnsupportedCombination,
+    accelerator_kind,
+    check_supported,
+)
 from apps.planner.pipeline.workload import Constraints, WorkloadError, WorkloadSpec
+from workers.engines import ENGINES
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,12 @@ class PricedOffer:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One replica layout with the offers whose instances hold at least one replica."""
+    """One replica layout with the offers whose instances hold at least one replica, and the checkpoint the
+    engine loads for it (its `runs_as` is the precision `dep.quant` models)."""
 
     dep: Deployment
     offers: tuple[PricedOffer, ...]
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,7 @@ def enumerate_candidates(workload: WorkloadSpec, catalog: CatalogSnapshot) -> Ca
             for quant in quants:
                 for gpu in gpus:
                     candidates.extend(
-                        _layouts(model, gpu, engine, quant, offers_by_gpu[gpu.slug], c, rejected)
+                        _layouts(model, gpu, engine, quant, offers_by_gpu[gpu.slug], c, rejected, catalog)
                     )
     return Candidates(model, context_tokens, tuple(candidates), tuple(rejected), tuple(notes))
 
@@ -202,6 +212,7 @@ def _layouts(
     offers: list[PricedOffer],
     constraints: Constraints,
     rejected: list[Rejection],
+    catalog: CatalogSnapshot,
 ) -> Iterator[Candidate]:
     base = Deployment(model=model, gpu=gpu, quant=quant, engine=engine)
     try:
@@ -210,8 +221,20 @@ def _layouts(
         if exc.reason != "invalid_parallelism":  # tp 1 may be the only layout that is invalid
             rejected.append(Rejection(exc.reason, str(exc), engine, quant.slug, gpu.slug))
             return
+    definition = ENGINES[engine]
+    kind = accelerator_kind(gpu)
+    if kind not in definition.images:
+        reason = f"{definition.display_name} {definition.version} publishes no {kind} image to deploy on {gpu.slug}"
+        rejected.append(Rejection("no_image", reason, engine, quant.slug, gpu.slug))
+        return
+    checkpoint = checkpoint_for(model.slug, quant.slug, engine)
+    if isinstance(checkpoint, Refusal):
+        rejected.append(Rejection("no_checkpoint", checkpoint.reason, engine, quant.slug, gpu.slug))
+        return
+    # Memory and speed follow the precision the engine really runs (DeepSeek's FP8 is block-scaled FP8).
+    runs_as = quant if checkpoint.runs_as == quant.slug else catalog.quantization(checkpoint.runs_as)
     largest = max(o.offer.gpu_count for o in offers)
-    for dep in parallel_layouts(model, gpu, engine, quant, constraints.max_gpus_per_replica):
+    for dep in parallel_layouts(model, gpu, engine, runs_as, constraints.max_gpus_per_replica):
         hosting = tuple(o for o in offers if instances_per_replica(dep, o.offer))
         if not hosting:
             where = f"{dep.gpus // dep.nodes} GPUs per node" if dep.nodes > 1 else f"{dep.gpus}x {gpu.slug}"
@@ -224,4 +247,4 @@ def _layouts(
         except UnsupportedCombination as exc:
             rejected.append(Rejection.of(dep, exc.reason, str(exc)))
             continue
-        yield Candidate(dep, hosting)
+        yield Candidate(dep, hosting, checkpoint)

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from apps.catalog.checkpoints import Checkpoint
 from apps.planner.perf.batching import LoadSpec, RequestSet, simulate
 from apps.planner.perf.calibration import Calibration
 from apps.planner.perf.corpus import MeasuredPoint
@@ -268,6 +269,7 @@ def option(
         ],
         "measured": measured_comparison(dep, costed, calibration.points, calibration),
         "prefix_cache": prefix_saving(costed, workload),
+        "checkpoint": _checkpoint(screened.candidate.checkpoint),
         "burstiness_cv": round(workload.planning_burstiness_cv, 3),
         "why": why,
     }
@@ -293,6 +295,18 @@ def prefix_saving(costed: Costed, workload: WorkloadSpec) -> dict[str, Any] | No
         "capacity_with_cache_requests_per_s": round(with_cache.max_rate_per_s, 4),
         "capacity_without_cache_requests_per_s": round(without.max_rate_per_s, 4),
         "method": "mean-field estimate with and without the cache, same deployment",
+    }
+
+
+def _checkpoint(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
+    if checkpoint is None:
+        return None
+    return {
+        "repo": checkpoint.repo,
+        "file": checkpoint.file,
+        "method": checkpoint.method,
+        "runs_as": checkpoint.runs_as,
+        "source": checkpoint.source_url,
     }
 
 
