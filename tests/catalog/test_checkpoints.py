@@ -87,10 +87,19 @@ def test_options_no_engine_can_load_are_refused_with_the_reason() -> None:
 
 
 def test_the_precision_the_engine_runs_is_the_published_one() -> None:
-    gpt_oss = checkpoint_for("gpt-oss-120b", "bf16", "vllm")
+    gpt_oss = checkpoint_for("gpt-oss-120b", "mxfp4", "vllm")
     r1 = checkpoint_for("deepseek-r1", "nvfp4", "trtllm")
+    r1_fp8 = checkpoint_for("deepseek-r1", "fp8", "sglang")
     assert isinstance(gpt_oss, Checkpoint)
     assert gpt_oss.runs_as == "mxfp4"
+    assert gpt_oss.method == "native"
+    # No 16-bit gpt-oss is published: asking for bf16 is refused, naming what is.
+    refused = checkpoint_for("gpt-oss-120b", "bf16", "vllm")
+    assert isinstance(refused, Refusal)
+    assert "mxfp4" in refused.reason
+    # DeepSeek's FP8 is its native block-scaled FP8, and the planner sizes it as such.
+    assert isinstance(r1_fp8, Checkpoint)
+    assert r1_fp8.runs_as == "fp8-block"
     assert isinstance(r1, Checkpoint)
     assert r1.repo == "nvidia/DeepSeek-R1-0528-FP4"
 
