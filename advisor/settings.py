@@ -228,7 +228,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.benchmarks.tasks.benchmark_runs_reap_stale_task",
         "schedule": 60.0,
     },
+    # Fails plans left running past their time limit; sends again, then fails, plans whose message was lost.
+    "planner-reap-stuck-plans": {
+        "task": "apps.planner.tasks.recommendations_reap_stuck_task",
+        "schedule": 60.0,
+    },
 }
+# Planning: a plan still queued PLAN_RESEND_AFTER_S after it was requested is sent to the queue once more (its
+# message may have been lost with a Redis restart); still queued after PLAN_QUEUE_TIMEOUT_S, it fails.
+PLAN_RESEND_AFTER_S = env_int("PLAN_RESEND_AFTER_S", 300)
+PLAN_QUEUE_TIMEOUT_S = env_int("PLAN_QUEUE_TIMEOUT_S", 1800)
 
 # Benchmarks: a worker host is live while its last heartbeat is younger than BENCHMARK_WORKER_LIVE_S (workers beat
 # every 30 s); a running run whose heartbeat is older than BENCHMARK_STALE_AFTER_S is requeued once, then failed.

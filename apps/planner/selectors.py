@@ -21,7 +21,8 @@ def recommendations_visible_to(*, user: AnyUser) -> QuerySet[Recommendation]:
 
 
 def recommendation_list(*, user: AnyUser, workload_id: int | None = None) -> QuerySet[Recommendation]:
-    qs = recommendations_visible_to(user=user)
+    """Summaries only: a stored plan is ~170 KB of JSON, so lists read `best_option` and never the plan."""
+    qs = recommendations_visible_to(user=user).defer("result", "inputs")
     return qs.filter(workload_id=workload_id) if workload_id is not None else qs
 
 

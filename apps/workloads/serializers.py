@@ -17,7 +17,11 @@ from apps.workloads.models import Workload
 
 HOURS = 24
 MAX_RATE_PER_S = 100_000.0
+# Below this a rate is noise, not traffic: 5e-324 req/s is positive, yet the tokens it makes per month round to
+# nothing and the cost per token overflows to Infinity. An hour either has no traffic (0) or at least this much.
+MIN_NONZERO_RATE_PER_S = 1e-4
 MAX_TOKENS = 10_000_000
+MAX_EXACT_INT = 2**53  # every integer up to here converts to float exactly
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$"
 
 
@@ -27,14 +31,38 @@ class StrictNumberField(serializers.FloatField):
     default_error_messages = {
         "invalid": "A number is required.",
         "not_finite": "Must be a finite number (got {value}).",
+        "out_of_range": "Out of range: an integer of {digits} digits.",
     }
 
     def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
+        # Bounded before any float conversion: float() of a 400-digit integer raises OverflowError.
+        if isinstance(data, int) and abs(data) > MAX_EXACT_INT:
+            self.fail("out_of_range", digits=len(str(abs(data))))
         if not math.isfinite(data):
             self.fail("not_finite", value=data)
         return float(super().to_internal_value(data))
+
+
+class RateField(StrictNumberField):
+    """Requests per second in one hour: 0, or between MIN_NONZERO_RATE_PER_S and MAX_RATE_PER_S."""
+
+    default_error_messages = {
+        "too_small": (
+            f"Must be 0 (no traffic) or at least {MIN_NONZERO_RATE_PER_S:g} requests/s "
+            f"(one request every {1 / MIN_NONZERO_RATE_PER_S / 3600:.1f} hours); got {{value}}."
+        ),
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=MAX_RATE_PER_S, **kwargs)
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if 0 < value < MIN_NONZERO_RATE_PER_S:
+            self.fail("too_small", value=repr(value))
+        return value
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -106,7 +134,7 @@ class DistributionIn(StrictSerializer):
 
 class TrafficIn(StrictSerializer):
     hourly_requests_per_s = serializers.ListField(
-        child=StrictNumberField(min_value=0, max_value=MAX_RATE_PER_S),
+        child=RateField(),
         min_length=HOURS,
         max_length=HOURS,
         error_messages={
