@@ -1,20 +1,36 @@
 """API plumbing shared by every app: one error format, bounded JSON bodies, pagination.
 
-Every error answers {"status": N, "detail": "...", "errors": [{"field": "a.b", "message": "...", "code": "..."}]}.
+Every error answers {"status": N, "detail": "...", "errors": [{"field": "a.b", "message": "...", "code": "..."}],
+"request_id": "..."}; the request id is also in the X-Request-ID header and in the server's log lines.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from advisor.rest import BodyTooLarge, BoundedJSONParser, Pagination
+from advisor.middleware import error_body
+from advisor.rest import BodyTooLarge, BoundedJSONParser, Pagination, declared_length
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = (
+        "The database was unavailable or dropped the connection while serving this request. Retry shortly; "
+        "where the endpoint takes an Idempotency-Key, retry with the same key."
+    )
+    default_code = "database_unavailable"
+
+
+logger = logging.getLogger(__name__)
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -44,11 +60,24 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
-        exc = BodyTooLarge(length=-1, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        length = declared_length(context.get("request"))
+        exc = BodyTooLarge(length=length, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = exceptions.ParseError(str(exc))
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # A dropped or refused connection: the transaction rolled back, so a retry (with the same
+        # Idempotency-Key where there is one) is safe. Logged, as it is the operators' problem.
+        logger.warning("database unavailable: %s", exc)
+        exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, DatabaseUnavailable):
+        response["Retry-After"] = "5"
+    if isinstance(exc, BodyTooLarge):
+        errors = [{"field": "body", "message": str(exc.detail), "code": "too_large"}]
+        detail = str(exc.detail)
+    elif isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)
         detail = "Invalid input: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
     elif isinstance(exc, exceptions.ParseError):
@@ -60,7 +89,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         errors = []
         detail = str(getattr(exc, "detail", exc))
-    response.data = {"status": response.status_code, "detail": detail, "errors": errors}
+    response.data = error_body(status=response.status_code, detail=detail, errors=errors)
     return response
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -12,14 +11,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from advisor.api import validation_error
-from advisor.rest import BodyTooLarge, Pagination
+from advisor.rest import BoundedJSONParser, Pagination
 from apps.accounts.selectors import can_write
 from apps.benchmarks import selectors, services
 from apps.benchmarks.models import BenchmarkRun, RunStatus
@@ -176,27 +174,11 @@ class RunTokenAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ign
         return {"type": "http", "scheme": "bearer", "description": "The run's results token"}
 
 
-class ResultJSONParser(BaseParser):
-    """result.json bodies carry raw samples, so they get a larger limit than ordinary API bodies.
+class ResultJSONParser(BoundedJSONParser):
+    """result.json bodies carry raw samples, so they get a larger limit than ordinary API bodies."""
 
-    Not a JSONParser subclass on purpose: DRF reads `request.body` for those, which Django caps at
-    DATA_UPLOAD_MAX_MEMORY_SIZE; this parser reads the stream itself, up to RESULT_MAX_BYTES.
-    """
-
-    media_type = "application/json"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        request = (parser_context or {}).get("request")
-        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
-        if length > RESULT_MAX_BYTES:
-            raise BodyTooLarge(length=length, limit=RESULT_MAX_BYTES)
-        raw = stream.read(RESULT_MAX_BYTES + 1) if stream is not None else b""
-        if len(raw) > RESULT_MAX_BYTES:
-            raise BodyTooLarge(length=len(raw), limit=RESULT_MAX_BYTES)
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+    def limit(self) -> int:
+        return RESULT_MAX_BYTES
 
 
 class RunResultsApi(APIView):

@@ -1,0 +1,100 @@
+"""Who is calling, and how often: expiring API tokens, throttles whose rates come from settings, and what a
+locked-out sign-in (django-axes) answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+from advisor.middleware import API_PREFIX, error_body
+
+
+def token_expires_at(token: Token) -> datetime:
+    return token.created + settings.API_TOKEN_TTL
+
+
+class ExpiringTokenAuthentication(TokenAuthentication):
+    """`Authorization: Token <key>`, refused once the token is older than API_TOKEN_TTL."""
+
+    def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
+        user, token = super().authenticate_credentials(key)
+        expired_at = token_expires_at(token)
+        if expired_at <= timezone.now():
+            raise exceptions.AuthenticationFailed(
+                f"Token expired at {expired_at:%Y-%m-%d %H:%M} UTC; get a new one from POST /api/v1/auth/token/."
+            )
+        return user, token
+
+
+class _RateFromSettings(SimpleRateThrottle):
+    # DRF binds THROTTLE_RATES when the class is created; reading settings per request lets deployments and tests
+    # change API_THROTTLE_RATES.
+    def get_rate(self) -> str | None:
+        return str(settings.API_THROTTLE_RATES[self.scope])
+
+
+class AnonThrottle(_RateFromSettings, AnonRateThrottle):
+    scope = "anon"
+
+
+class UserThrottle(_RateFromSettings, UserRateThrottle):
+    scope = "user"
+
+
+class SignInThrottle(_RateFromSettings):
+    """Token requests per client address, whoever they name."""
+
+    scope = "auth"
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The caller's address: REMOTE_ADDR, or with TRUSTED_PROXY_COUNT proxies in front, the address the
+    outermost trusted proxy saw (the same rule as DRF's NUM_PROXIES, so throttles and lockouts agree)."""
+    remote = str(request.META.get("REMOTE_ADDR") or "")
+    hops = settings.TRUSTED_PROXY_COUNT
+    forwarded = request.headers.get("X-Forwarded-For")
+    if not hops or not forwarded:
+        return remote
+    addresses = [part.strip() for part in forwarded.split(",")]
+    return addresses[-min(hops, len(addresses))]
+
+
+def lockout_message() -> str:
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return (
+        f"Too many failed sign-ins from this address or for this username ({settings.AXES_FAILURE_LIMIT} "
+        f"attempts). Sign-in is blocked for {minutes} minutes; ask an administrator if you need access sooner."
+    )
+
+
+def lockout_response(
+    request: HttpRequest, original_response: Any = None, credentials: Any = None
+) -> HttpResponse:
+    """django-axes' answer to a locked-out sign-in: the API's error JSON under /api/, else the login page."""
+    message = lockout_message()
+    retry_after = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    if request.path.startswith(API_PREFIX):
+        body = error_body(
+            status=429,
+            detail=message,
+            errors=[{"field": "username", "message": message, "code": "locked_out"}],
+        )
+        response: HttpResponse = JsonResponse(body, status=429)
+    else:
+        context = {"form": AuthenticationForm(request), "lockout": message}
+        response = render(request, "accounts/login.html", context, status=429)
+    response["Retry-After"] = retry_after
+    return response
