@@ -7,6 +7,9 @@ PORT ?= 8000
 # Tests run on the real PostgreSQL and Redis (start them with `docker compose up -d postgres redis` if absent).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/advisor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# The settings default to production (DEBUG off, HTTPS, secrets required); every target here is development, so
+# it asks for DEBUG explicitly. A production environment sets its own.
+export DEBUG ?= true
 
 .PHONY: run test lint typecheck checks pytest install-web install-test browser clean
 
@@ -33,10 +36,10 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 run: install-web
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py load_demo
+	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py load_demo
 	@echo "Serving on http://$(HOST):$(PORT)/ (embedded SQLite, tasks run in-process). Sign in with the demo account above."
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	DEBUG=true $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
@@ -49,6 +52,11 @@ checks: $(VENV)/.test-installed
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+	# The production values of .env.example pass Django's deployment checks (its SECRET_KEY is a placeholder
+	# that advisor.E001 refuses, so a generated one stands in, as in a real deployment).
+	set -a && . ./.env.example && set +a && \
+	  SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 pytest: install-test
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest

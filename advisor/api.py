@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -93,6 +93,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+# Ids in query strings and paths: PostgreSQL's bigint. A larger number can name nothing, and says so with a 400.
+MAX_ID = 2**63 - 1
+
+
+class IdParam(serializers.IntegerField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=MAX_ID, required=False, **kwargs)
+
+
+def parse_query(serializer_class: type[serializers.Serializer[Any]], request: Any) -> dict[str, Any]:
+    """Validate query parameters with a serializer: the same class documents them in the OpenAPI schema, so an
+    invalid enum, boolean or number is refused with a 400 naming the parameter, as the schema says."""
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return dict(query.validated_data)
+
+
 def validation_error(field: str, message: str, code: str = "invalid") -> exceptions.ValidationError:
     return exceptions.ValidationError({field: [exceptions.ErrorDetail(message, code=code)]})
 
@@ -100,8 +117,10 @@ def validation_error(field: str, message: str, code: str = "invalid") -> excepti
 __all__ = [
     "BodyTooLarge",
     "BoundedJSONParser",
+    "IdParam",
     "Pagination",
     "exception_handler",
+    "parse_query",
     "status",
     "validation_error",
 ]

@@ -20,7 +20,7 @@ class ErrorItemOut(serializers.Serializer[Any]):
 class ErrorOut(serializers.Serializer[Any]):
     status = serializers.IntegerField(help_text="The HTTP status, repeated")
     detail = serializers.CharField()
-    errors = ErrorItemOut(many=True)
+    errors = ErrorItemOut(many=True)  # type: ignore[assignment]
     request_id = serializers.CharField(help_text="Also in the X-Request-ID header and the server's log lines")
 
 
@@ -58,6 +58,8 @@ class AutoSchema(SpectacularAutoSchema):
         responses: dict[str, Any] = super()._get_response_bodies(direction)
         for code in self._error_codes():
             if code not in responses:
-                responses[code] = self._get_response_for_code(ErrorOut, code, direction=direction)
+                responses[code] = self._get_response_for_code(  # type: ignore[no-untyped-call]
+                    ErrorOut, code, direction=direction
+                )
                 responses[code]["description"] = _DESCRIPTIONS[code]
         return responses

@@ -20,7 +20,8 @@ from advisor.middleware import API_PREFIX, error_body
 
 
 def token_expires_at(token: Token) -> datetime:
-    return token.created + settings.API_TOKEN_TTL
+    expires_at: datetime = token.created + settings.API_TOKEN_TTL
+    return expires_at
 
 
 class ExpiringTokenAuthentication(TokenAuthentication):
@@ -40,7 +41,7 @@ class _RateFromSettings(SimpleRateThrottle):
     # DRF binds THROTTLE_RATES when the class is created; reading settings per request lets deployments and tests
     # change API_THROTTLE_RATES.
     def get_rate(self) -> str | None:
-        return str(settings.API_THROTTLE_RATES[self.scope])
+        return str(settings.API_THROTTLE_RATES[str(self.scope)])
 
 
 class AnonThrottle(_RateFromSettings, AnonRateThrottle):

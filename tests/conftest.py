@@ -18,7 +18,10 @@ def _private_cache(settings: Any, request: pytest.FixtureRequest) -> None:
     """Each test gets its own empty cache, so throttle counters never carry from one test to the next (the
     configured cache is the shared Redis)."""
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
     }
 
 

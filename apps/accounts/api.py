@@ -116,5 +116,5 @@ class AuthTokenApi(APIView):
 
     @extend_schema(request=None, responses={204: None}, description="Revoke the token this request uses.")
     def delete(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
+        Token.objects.filter(user_id=request.user.pk or 0).delete()  # IsAuthenticated: pk is set
         return Response(status=status.HTTP_204_NO_CONTENT)

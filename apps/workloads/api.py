@@ -3,15 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from advisor.api import validation_error
+from advisor.api import parse_query, validation_error
 from advisor.rest import BoundedJSONParser, Pagination
 from apps.accounts.models import Team
 from apps.accounts.selectors import teams_of, teams_writable_by
@@ -35,19 +34,21 @@ def resolve_team(*, request: Request, slug: Any) -> Team:
     return team
 
 
-class WorkloadListApi(APIView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("name", OpenApiTypes.STR, description="Substring of the workload name"),
-            OpenApiParameter("team", OpenApiTypes.STR, description="Team slug"),
-        ],
-        responses=WorkloadOut(many=True),
+class WorkloadListQuery(serializers.Serializer[Any]):
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="Substring of the workload name"
     )
+    team = serializers.SlugField(required=False, allow_blank=True, max_length=100, help_text="Team slug")
+
+
+class WorkloadListApi(APIView):
+    pagination_class = Pagination  # read by the schema generator: the list is documented as paginated
+
+    @extend_schema(parameters=[WorkloadListQuery], responses=WorkloadOut(many=True))
     def get(self, request: Request) -> Response:
+        query = parse_query(WorkloadListQuery, request)
         workloads = selectors.workload_list(
-            user=request.user,
-            name=request.query_params.get("name", ""),
-            team=request.query_params.get("team", ""),
+            user=request.user, name=query.get("name", ""), team=query.get("team", "")
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(workloads, request, view=self)
