@@ -98,6 +98,8 @@ class ApiErrorMiddleware:
         for header in ("Allow", "WWW-Authenticate", "Retry-After"):
             if header in response:
                 replaced[header] = response[header]
+        # Django logs an error response once; an uncaught exception's was logged, with its traceback, already.
+        replaced._has_been_logged = getattr(response, "_has_been_logged", False)  # type: ignore[attr-defined]
         return replaced
 
 

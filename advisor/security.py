@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 from advisor.middleware import API_PREFIX, error_body
@@ -50,6 +51,20 @@ class AnonThrottle(_RateFromSettings, AnonRateThrottle):
 
 class UserThrottle(_RateFromSettings, UserRateThrottle):
     scope = "user"
+
+
+class IsAuthenticatedWithinAnonRate(IsAuthenticated):
+    """The default permission. DRF checks permissions before throttles, so an anonymous request to a protected
+    endpoint would answer 401 for ever without counting; here it counts against the address's anonymous
+    budget, and past it answers 429 like any other anonymous request."""
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if super().has_permission(request, view):
+            return True
+        throttle = AnonThrottle()
+        if not throttle.allow_request(request, view):
+            raise exceptions.Throttled(throttle.wait())
+        return False
 
 
 class SignInThrottle(_RateFromSettings):

@@ -236,7 +236,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["advisor.security.AnonThrottle", "advisor.security.UserThrottle"],
     # 0: the throttles key on REMOTE_ADDR; DRF's default (None) would trust a client's own X-Forwarded-For.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["advisor.security.IsAuthenticatedWithinAnonRate"],
     "DEFAULT_PAGINATION_CLASS": "advisor.rest.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "advisor.schema.AutoSchema",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, user_logged_in
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -111,6 +111,8 @@ class AuthTokenApi(APIView):
                 {"non_field_errors": ["Unable to sign in with the given username and password."]},
                 code="authorization",
             )
+        # A token is a sign-in: last_login is updated and django-axes clears this client's failed attempts.
+        user_logged_in.send(sender=user.__class__, request=http_request, user=user)
         token = _current_token(user)
         return Response(TokenOut({"token": token.key, "expires_at": token_expires_at(token)}).data)
 
