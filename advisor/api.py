@@ -105,7 +105,9 @@ class IdParam(serializers.IntegerField):
 def parse_query(serializer_class: type[serializers.Serializer[Any]], request: Any) -> dict[str, Any]:
     """Validate query parameters with a serializer: the same class documents them in the OpenAPI schema, so an
     invalid enum, boolean or number is refused with a 400 naming the parameter, as the schema says."""
-    query = serializer_class(data=request.query_params)
+    # A plain dict, not the QueryDict: DRF treats an empty value in a QueryDict as "not given", while the schema
+    # says an empty enum or slug is invalid. A repeated parameter counts by its last value.
+    query = serializer_class(data={key: request.query_params.get(key) for key in request.query_params})
     query.is_valid(raise_exception=True)
     return dict(query.validated_data)
 

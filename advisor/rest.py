@@ -16,8 +16,34 @@ from advisor.jsonsafe import MAX_DEPTH, json_problem
 
 
 class Pagination(PageNumberPagination):
+    """DRF's page-number pagination, strict: a page or page_size that is not a positive integer (or too large a
+    page_size) is a 400 naming it, as the schema documents, instead of being silently ignored."""
+
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def _positive_int(self, request: Any, name: str, maximum: int | None = None) -> int | None:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return None
+        bound = f" up to {maximum}" if maximum else ""
+        if not raw.isdigit() or not 1 <= int(raw) <= (maximum or 2**31):
+            raise exceptions.ValidationError({name: [f"A positive integer{bound} is required."]})
+        return int(raw)
+
+    def get_page_size(self, request: Any) -> int | None:
+        return self._positive_int(request, self.page_size_query_param, self.max_page_size) or self.page_size
+
+    def get_page_number(self, request: Any, paginator: Any) -> Any:
+        return self._positive_int(request, self.page_query_param) or 1
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["maximum"] = self.max_page_size
+        return parameters
 
 
 class BodyTooLarge(exceptions.APIException):
