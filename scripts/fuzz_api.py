@@ -117,7 +117,7 @@ def count_requests(report: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", required=True, help="postgres://…/NAME_fuzz (recreated, then dropped)")
-    parser.add_argument("--max-examples", type=int, default=60, help="test cases per operation and phase")
+    parser.add_argument("--max-examples", type=int, default=80, help="test cases per operation and phase")
     parser.add_argument("--min-requests", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (docker-compose runs 3)")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import signal
@@ -239,6 +240,52 @@ def _test_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{quote(db['NAME'])}"
 
 
+def start_celery_worker(
+    *, queue: str, node: str, tmp_path: Path, broker_url: str, extra_env: dict[str, str] | None = None
+) -> CeleryWorker:
+    """A real `celery worker -Q <queue>` process on the test database (committed rows only) and `broker_url`,
+    in its own session. A bench.* worker registers itself from its own probe."""
+    env = os.environ | {
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": broker_url,
+        "BENCHMARK_WORK_DIR": str(tmp_path / "bench"),
+        "DB_CONN_MAX_AGE": "0",
+        "DEBUG": "true",
+    }
+    argv = [str(Path(sys.executable).parent / "celery"), "-A", "advisor", "worker", "-Q", queue]
+    argv += ["--concurrency", "1", "--pool", "solo", "-n", node, "--loglevel", "INFO"]
+    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    log = tmp_path / f"celery-{node.split('@')[0]}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv, env=env | (extra_env or {}), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return CeleryWorker(node, log, process)
+
+
+def stop_celery_worker(worker: CeleryWorker) -> None:
+    """Warm shutdown, then the whole process group killed if it does not stop. A run it still has is asked to
+    stop first, so the shutdown does not wait for a whole benchmark."""
+    BenchmarkRun.objects.filter(status="running", worker_name=worker.node).update(cancel_requested=True)
+    if worker.process.poll() is None:
+        worker.process.send_signal(signal.SIGTERM)
+        try:
+            worker.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.process.pid, signal.SIGKILL)  # anything its group still holds
+
+
+def wait_registered(worker: CeleryWorker) -> None:
+    worker.wait_for(
+        lambda: WorkerHost.objects.filter(name=worker.node, last_heartbeat__isnull=False).exists(),
+        90,
+        "the worker to register",
+    )
+
+
 @pytest.fixture
 def bench_cpu_worker(catalog_loaded: None, transactional_db: Any, tmp_path: Path) -> Iterator[CeleryWorker]:
     """A real `celery worker -Q bench.cpu` process on the test database (committed rows: transactional_db) and
@@ -248,38 +295,16 @@ def bench_cpu_worker(catalog_loaded: None, transactional_db: Any, tmp_path: Path
 
     if not settings.REDIS_URL:
         pytest.skip("needs REDIS_URL: without a broker Celery runs tasks in-process")
-    node = f"bench-cpu-it-{os.getpid()}@{os.uname().nodename}"
-    env = os.environ | {
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "BENCHMARK_WORK_DIR": str(tmp_path / "bench"),
-        "DB_CONN_MAX_AGE": "0",
-    }
-    argv = [str(Path(sys.executable).parent / "celery"), "-A", "advisor", "worker", "-Q", "bench.cpu"]
-    argv += ["--concurrency", "1", "--pool", "solo", "-n", node, "--loglevel", "INFO"]
-    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     _purge_queue("bench.cpu")
-    log = tmp_path / "celery-bench-cpu.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    worker = CeleryWorker(node, log, process)
+    worker = start_celery_worker(
+        queue="bench.cpu",
+        node=f"bench-cpu-it-{os.getpid()}@{os.uname().nodename}",
+        tmp_path=tmp_path,
+        broker_url=settings.REDIS_URL,
+    )
     try:
-        worker.wait_for(
-            lambda: WorkerHost.objects.filter(name=node, last_heartbeat__isnull=False).exists(),
-            90,
-            "the worker to register",
-        )
+        wait_registered(worker)
         yield worker
     finally:
-        # A run still going is asked to stop, so the warm shutdown below does not wait for a whole benchmark.
-        BenchmarkRun.objects.filter(status="running", worker_name=node).update(cancel_requested=True)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_celery_worker(worker)
         _purge_queue("bench.cpu")

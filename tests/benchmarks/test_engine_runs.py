@@ -25,6 +25,7 @@ from apps.benchmarks.models import (
 from apps.benchmarks.services import CandidateRequest, LoadSettings
 from tests.conftest import TeamWorld
 from workers.dummy import write_tokenizer
+from workers.runner import _CANCEL_POLL_INTERVAL_S
 
 pytestmark = pytest.mark.integration
 
@@ -82,10 +83,36 @@ def test_a_crashing_engine_fails_its_candidate_and_the_run_goes_on(
     assert [c["status"] for c in run.progress["candidates"]] == ["failed", "succeeded"]
 
 
+def _hold_after_the_first_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the real runner wait, once its first level is reported, until the cancel has reached it: the test
+    then does not depend on how fast the engine is. The hold lasts at least the runner's cancel-poll interval,
+    so its next check between levels asks again and sees the cancel."""
+    real_run_benchmark = services.run_benchmark
+
+    def run_with_a_hold(spec: Any, *, on_progress: Any = None, should_cancel: Any = None) -> Any:
+        def forward(event: dict[str, Any]) -> None:
+            on_progress(event)
+            if event.get("event") == "level_finished" and event.get("level_index") == 0:
+                held_since = time.monotonic()
+                while not should_cancel() or time.monotonic() - held_since < _CANCEL_POLL_INTERVAL_S:
+                    if time.monotonic() - held_since > 180:
+                        raise AssertionError("the cancel never reached the runner")
+                    time.sleep(0.05)
+
+        return real_run_benchmark(spec, on_progress=forward, should_cancel=should_cancel)
+
+    monkeypatch.setattr(services, "run_benchmark", run_with_a_hold)
+
+
 def test_cancelling_a_running_run_stops_its_engine(
-    catalog_loaded: None, transactional_db: Any, world: TeamWorld, cpu_worker: WorkerHost, work_dir: Path
+    catalog_loaded: None,
+    transactional_db: Any,
+    world: TeamWorld,
+    cpu_worker: WorkerHost,
+    work_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # given a run with four load levels
+    # given a run with four load levels whose runner holds after the first one until the cancel reaches it
     outcome = services.benchmark_run_request(
         workload=world.workload_a,
         user=world.alice,
@@ -94,6 +121,7 @@ def test_cancelling_a_running_run_stops_its_engine(
         ),
     )
     run = outcome.runs[0].run
+    _hold_after_the_first_level(monkeypatch)
     cancelled = threading.Event()
 
     def cancel_after_the_first_level() -> None:
@@ -113,11 +141,11 @@ def test_cancelling_a_running_run_stops_its_engine(
     services.benchmark_run_execute(run_id=run.pk, worker_name=cpu_worker.name)
     canceller.join()
 
-    # then the run ends cancelled with the finished levels kept, and the engine process is gone
+    # then the run ends cancelled with exactly the finished level kept, and the engine process is gone
     run = BenchmarkRun.objects.get(pk=run.pk)
     assert cancelled.is_set()
     assert run.status == RunStatus.CANCELLED
     assert run.candidates.get().status == CandidateStatus.CANCELLED
-    assert 1 <= Measurement.objects.filter(run=run).count() < 4
+    assert [m.concurrency for m in Measurement.objects.filter(run=run)] == [1]
     with pytest.raises(ProcessLookupError):
         os.kill(int(run.progress["engine_pid"]), 0)
