@@ -82,7 +82,9 @@ def server_env(database_url: str, port: int) -> dict[str, str]:
 
 
 def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -115,8 +117,12 @@ def count_requests(report: Path) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", required=True, help="postgres://…/NAME_fuzz (recreated, then dropped)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", required=True, help="postgres://…/NAME_fuzz (recreated, then dropped)"
+    )
     parser.add_argument("--max-examples", type=int, default=80, help="test cases per operation and phase")
     parser.add_argument("--min-requests", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=20261129)
@@ -131,10 +137,11 @@ def main() -> int:
         manage(env, "migrate", "--noinput")
         manage(env, "load_demo")
         log = Path(tmp) / "gunicorn.log"
+        gunicorn = [str(BIN / "gunicorn"), "advisor.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+        gunicorn += ["--workers", str(args.workers), "--timeout", "60"]
         with log.open("wb") as out:
             server = subprocess.Popen(
-                [str(BIN / "gunicorn"), "advisor.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-                + ["--workers", str(args.workers), "--timeout", "60"],
+                gunicorn,
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -172,7 +179,11 @@ def main() -> int:
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-        errors = [line for line in log.read_text(errors="replace").splitlines() if " 500 " in line or "Traceback" in line]
+        errors = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if " 500 " in line or "Traceback" in line
+        ]
     elapsed = time.monotonic() - started
     print(f"\nschemathesis: {sent} requests, exit code {fuzz.returncode}, {elapsed:.0f} s wall time")
     if errors:

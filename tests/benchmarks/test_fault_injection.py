@@ -51,6 +51,14 @@ pytestmark = pytest.mark.integration
 
 RUN_TIMEOUT_S = 360
 SMALL_RUN = LoadSettings(concurrency=(1, 2, 3), requests=6, isl=16, osl=8, shrink=True, warmup_requests=1)
+ONE_CANDIDATE = [CandidateRequest(engine="transformers", quant="bf16", accelerator="cpu")]
+
+
+def _request_run(world: TeamWorld, load: LoadSettings) -> BenchmarkRun:
+    outcome = services.benchmark_run_request(
+        workload=world.workload_a, user=world.alice, load=load, candidates=ONE_CANDIDATE
+    )
+    return outcome.runs[0].run
 
 
 def free_port() -> int:
@@ -192,11 +200,7 @@ def test_a_worker_killed_mid_benchmark_is_requeued_its_engine_dies_and_no_level_
 ) -> None:
     # given a worker measuring a three-level run, with its first level stored
     first = _bench_worker(workers, tmp_path, private_redis, "bench-kill-a")
-    run = (
-        services.benchmark_run_request(workload=world.workload_a, user=world.alice, load=SMALL_RUN)
-        .runs[0]
-        .run
-    )
+    run = _request_run(world, SMALL_RUN)
     first.wait_for(lambda: Measurement.objects.filter(run=run).exists(), RUN_TIMEOUT_S, "the first level")
     engine_group = int(BenchmarkRun.objects.get(pk=run.pk).progress["engine_pid"])
     assert not _group_gone(engine_group)
@@ -311,7 +315,7 @@ def test_redis_restarting_during_a_run_loses_nothing_and_the_worker_takes_the_ne
 ) -> None:
     worker = _bench_worker(workers, tmp_path, private_redis, "bench-redis")
     load = LoadSettings(concurrency=(1, 2, 3), requests=10, isl=16, osl=8, shrink=True, warmup_requests=1)
-    run = services.benchmark_run_request(workload=world.workload_a, user=world.alice, load=load).runs[0].run
+    run = _request_run(world, load)
     worker.wait_for(lambda: Measurement.objects.filter(run=run).exists(), RUN_TIMEOUT_S, "the first level")
 
     # when Redis restarts (losing every message) while the run is being measured
@@ -323,9 +327,7 @@ def test_redis_restarting_during_a_run_loses_nothing_and_the_worker_takes_the_ne
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert [m.concurrency for m in Measurement.objects.filter(run=run).order_by("level_index")] == [1, 2, 3]
     quick = LoadSettings(concurrency=(1,), requests=3, isl=16, osl=8, shrink=True, warmup_requests=1)
-    after = (
-        services.benchmark_run_request(workload=world.workload_a, user=world.alice, load=quick).runs[0].run
-    )
+    after = _request_run(world, quick)
     after = _finished_run(worker, after.pk)
     assert after.status == RunStatus.SUCCEEDED, after.error
     assert worker.process.poll() is None
@@ -389,7 +391,10 @@ def test_a_database_connection_dropped_during_a_result_post_is_retried_and_store
         candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
         executor=Executor.REMOTE,
     ).runs[0]
-    locker = psycopg.connect(_test_database_url().replace("postgres://", "postgresql://", 1))
+    database = _test_database_url().replace("postgres://", "postgresql://", 1)
+    locker = psycopg.connect(database)
+    # pg_stat_activity is a snapshot per transaction: watch from a connection of its own, in autocommit.
+    admin = psycopg.connect(database, autocommit=True)
     locker.execute("SELECT id FROM benchmarks_benchmarkrun WHERE id = %s FOR UPDATE", [remote.run.pk])
     statuses: list[int] = []
     dropped = threading.Event()
@@ -408,6 +413,7 @@ def test_a_database_connection_dropped_during_a_result_post_is_retried_and_store
             remote.results_token or "",
             result_json(),
             sleep=lambda _s: dropped.wait(60),  # the retry goes once the test has restored the database
+            attempts=3,
             transport=Recording(),
         )
 
@@ -416,15 +422,16 @@ def test_a_database_connection_dropped_during_a_result_post_is_retried_and_store
 
     # when PostgreSQL terminates the server's connection while the post waits for the row
     blocked = wait_until(
-        lambda: locker.execute(
+        lambda: admin.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
             "AND pid <> pg_backend_pid()"
         ).fetchall(),
         60,
-        "the result post to wait for the run's row",
+        f"the result post to wait for the run's row (answers so far: {statuses})",
     )
     for (pid,) in blocked:
-        locker.execute("SELECT pg_terminate_backend(%s)", [pid])
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    admin.close()
     locker.rollback()
     locker.close()
     dropped.set()
