@@ -13,10 +13,10 @@ from apps.planner.models import Recommendation
 def recommendations_visible_to(*, user: AnyUser) -> QuerySet[Recommendation]:
     if not user.is_authenticated:
         return Recommendation.objects.none()
-    return (
-        Recommendation.objects.filter(workload__team__memberships__user=user)
-        .select_related("workload", "workload__team")
-        .distinct()
+    # One membership per (team, user): the join cannot repeat a row, so no DISTINCT (which would compare
+    # every column, plans included).
+    return Recommendation.objects.filter(workload__team__memberships__user=user).select_related(
+        "workload", "workload__team"
     )
 
 
