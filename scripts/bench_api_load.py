@@ -206,6 +206,7 @@ def main() -> int:
                     f"{stats['p99_ms']:>7.1f} {int(stats['non_2xx']):>8} {int(stats['errors']):>7}",
                     flush=True,
                 )
+            print(f"load average after: {' / '.join(f'{v:.1f}' for v in os.getloadavg())}")
         _purge_planning_queue(args.redis_url)
     return 0
 
