@@ -13,11 +13,8 @@ from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from advisor.api import exception_handler
-from apps.benchmarks import services as benchmarks
-from apps.benchmarks.models import Executor
-from apps.benchmarks.services import CandidateRequest, LoadSettings
 from apps.workloads.models import Workload
-from tests.benchmarks.conftest import result_json
+from tests.benchmarks.conftest import remote_run, result_json
 from tests.conftest import TeamWorld
 from tests.factories import workload_document
 
@@ -89,13 +86,7 @@ def _nested(depth: int) -> str:
 
 @pytest.mark.parametrize("depth", [40, 1_000, 100_000])
 def test_deeply_nested_json_is_a_400_on_every_json_endpoint(world: TeamWorld, depth: int) -> None:
-    remote = benchmarks.benchmark_run_request(
-        workload=world.workload_a,
-        user=world.alice,
-        load=LoadSettings(concurrency=(1,), requests=3, isl=512, osl=128),
-        candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
-        executor=Executor.REMOTE,
-    ).runs[0]
+    remote = remote_run(world)
     body = _nested(depth)
     anonymous = APIClient()
     calls = [
@@ -141,13 +132,7 @@ def test_huge_integers_are_refused_naming_the_field(world: TeamWorld, field: str
 
 
 def test_nan_in_a_posted_result_is_a_400_naming_the_field(world: TeamWorld) -> None:
-    remote = benchmarks.benchmark_run_request(
-        workload=world.workload_a,
-        user=world.alice,
-        load=LoadSettings(concurrency=(1, 4), requests=3, isl=512, osl=128),
-        candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
-        executor=Executor.REMOTE,
-    ).runs[0]
+    remote = remote_run(world)
     result = result_json()
     result["levels"][1]["ttft_ms"]["p95"] = float("nan")
 
@@ -174,13 +159,7 @@ def test_a_body_over_the_limit_is_a_413_with_its_real_size(world: TeamWorld) -> 
 
 
 def test_a_result_over_its_own_limit_is_a_413(world: TeamWorld) -> None:
-    remote = benchmarks.benchmark_run_request(
-        workload=world.workload_a,
-        user=world.alice,
-        load=LoadSettings(concurrency=(1,), requests=3, isl=512, osl=128),
-        candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
-        executor=Executor.REMOTE,
-    ).runs[0]
+    remote = remote_run(world)
 
     response = APIClient().post(
         f"/api/v1/benchmark-runs/{remote.run.pk}/results/",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import os
 import signal
 import subprocess
@@ -17,9 +18,11 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
-from apps.benchmarks.models import BenchmarkRun, WorkerHost
-from apps.benchmarks.services import LoadSettings, benchmark_run_request
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkRun, Executor, WorkerHost
+from apps.benchmarks.services import CandidateRequest, LoadSettings, RequestedRun, benchmark_run_request
 from tests.conftest import TeamWorld
+from workers.runner import run_benchmark
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +100,38 @@ def cpu_worker(db: Any) -> WorkerHost:
 @pytest.fixture
 def h100_worker(db: Any) -> WorkerHost:
     return make_host("bench-h100@gpu-host-1", H100_PROBE, "h100-sxm")
+
+
+def remote_run(world: TeamWorld, concurrency: tuple[int, ...] = (1, 4)) -> RequestedRun:
+    """A remote run of alice's workload for vllm bf16 on H100: a family with no published calibration rows."""
+    return benchmark_run_request(
+        workload=world.workload_a,
+        user=world.alice,
+        load=LoadSettings(concurrency=concurrency, requests=3, isl=512, osl=128),
+        candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
+        executor=Executor.REMOTE,
+    ).runs[0]
+
+
+RunnerHook = Callable[[dict[str, Any], Callable[[], bool], int], None]
+
+
+def intercept_runner(monkeypatch: pytest.MonkeyPatch, after_event: RunnerHook) -> None:
+    """Run the real runner, calling `after_event(event, should_cancel, call_number)` in the runner's thread after
+    the service received each progress event: a test can hold the runner there until something happened, or kill
+    its engine at an exact point, and so waits on events rather than on an engine's speed."""
+    calls = itertools.count(1)
+
+    def run(spec: Any, *, on_progress: Any = None, should_cancel: Any = None) -> Any:
+        call = next(calls)
+
+        def forward(event: dict[str, Any]) -> None:
+            on_progress(event)
+            after_event(event, should_cancel, call)
+
+        return run_benchmark(spec, on_progress=forward, should_cancel=should_cancel)
+
+    monkeypatch.setattr(services, "run_benchmark", run)
 
 
 SMOKE_LOAD = LoadSettings(concurrency=(1, 2), requests=3, isl=16, osl=8, shrink=True, warmup_requests=1)

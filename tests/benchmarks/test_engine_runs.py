@@ -23,6 +23,7 @@ from apps.benchmarks.models import (
     WorkerHost,
 )
 from apps.benchmarks.services import CandidateRequest, LoadSettings
+from tests.benchmarks.conftest import intercept_runner
 from tests.conftest import TeamWorld
 from workers.dummy import write_tokenizer
 from workers.runner import _CANCEL_POLL_INTERVAL_S
@@ -83,25 +84,17 @@ def test_a_crashing_engine_fails_its_candidate_and_the_run_goes_on(
     assert [c["status"] for c in run.progress["candidates"]] == ["failed", "succeeded"]
 
 
-def _hold_after_the_first_level(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the real runner wait, once its first level is reported, until the cancel has reached it: the test
-    then does not depend on how fast the engine is. The hold lasts at least the runner's cancel-poll interval,
-    so its next check between levels asks again and sees the cancel."""
-    real_run_benchmark = services.run_benchmark
-
-    def run_with_a_hold(spec: Any, *, on_progress: Any = None, should_cancel: Any = None) -> Any:
-        def forward(event: dict[str, Any]) -> None:
-            on_progress(event)
-            if event.get("event") == "level_finished" and event.get("level_index") == 0:
-                held_since = time.monotonic()
-                while not should_cancel() or time.monotonic() - held_since < _CANCEL_POLL_INTERVAL_S:
-                    if time.monotonic() - held_since > 180:
-                        raise AssertionError("the cancel never reached the runner")
-                    time.sleep(0.05)
-
-        return real_run_benchmark(spec, on_progress=forward, should_cancel=should_cancel)
-
-    monkeypatch.setattr(services, "run_benchmark", run_with_a_hold)
+def _hold_after_the_first_level(event: dict[str, Any], should_cancel: Any, call: int) -> None:
+    """Once the first level is reported, the runner waits until the cancel has reached it: the test then does
+    not depend on how fast the engine is. The hold lasts at least the runner's cancel-poll interval, so its next
+    check between levels asks again and sees the cancel."""
+    if event.get("event") != "level_finished" or event.get("level_index") != 0:
+        return
+    held_since = time.monotonic()
+    while not should_cancel() or time.monotonic() - held_since < _CANCEL_POLL_INTERVAL_S:
+        if time.monotonic() - held_since > 180:
+            raise AssertionError("the cancel never reached the runner")
+        time.sleep(0.05)
 
 
 def test_cancelling_a_running_run_stops_its_engine(
@@ -121,7 +114,7 @@ def test_cancelling_a_running_run_stops_its_engine(
         ),
     )
     run = outcome.runs[0].run
-    _hold_after_the_first_level(monkeypatch)
+    intercept_runner(monkeypatch, _hold_after_the_first_level)
     cancelled = threading.Event()
 
     def cancel_after_the_first_level() -> None:

@@ -28,7 +28,6 @@ from apps.benchmarks.models import (
     BenchmarkCandidate,
     BenchmarkRun,
     CandidateStatus,
-    Executor,
     Measurement,
     RunStatus,
     WorkerHost,
@@ -39,6 +38,8 @@ from apps.planner.services import recommendation_request, recommendations_reap_s
 from tests.benchmarks.conftest import (
     CeleryWorker,
     _test_database_url,
+    intercept_runner,
+    remote_run,
     result_json,
     start_celery_worker,
     stop_celery_worker,
@@ -126,11 +127,12 @@ def _use_broker(url: str) -> None:
     broker_url, so they are dropped and rebuilt on the next send."""
     from advisor.celery import app
 
-    app.conf.broker_url = url
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
+    celery: Any = app  # the pools are private attributes, which the type stubs do not declare
+    celery.conf.broker_url = url
+    if celery._pool is not None:
+        celery._pool.force_close_all()
+    celery._pool = None
+    celery.amqp._producer_pool = None
 
 
 @pytest.fixture
@@ -157,26 +159,28 @@ def workers(tmp_path: Path) -> Iterator[list[CeleryWorker]]:
         stop_celery_worker(worker)
 
 
-def _bench_worker(
-    started: list[CeleryWorker], tmp_path: Path, redis: PrivateRedis, name: str
+def _worker(
+    started: list[CeleryWorker], tmp_path: Path, redis: PrivateRedis, name: str, queue: str = "bench.cpu"
 ) -> CeleryWorker:
     worker = start_celery_worker(
-        queue="bench.cpu",
+        queue=queue,
         node=f"{name}-{os.getpid()}@{os.uname().nodename}",
         tmp_path=tmp_path,
         broker_url=redis.url,
     )
     started.append(worker)
-    wait_registered(worker)
+    if queue.startswith("bench."):
+        wait_registered(worker)
     return worker
 
 
 def _finished_run(worker: CeleryWorker, run_id: int) -> BenchmarkRun:
-    return worker.wait_for(
+    run: BenchmarkRun = worker.wait_for(
         lambda: BenchmarkRun.objects.filter(pk=run_id).exclude(status__in=["queued", "running"]).first(),
         RUN_TIMEOUT_S,
         f"benchmark run #{run_id} to finish",
     )
+    return run
 
 
 def _group_gone(pgid: int) -> bool:
@@ -199,7 +203,7 @@ def test_a_worker_killed_mid_benchmark_is_requeued_its_engine_dies_and_no_level_
     workers: list[CeleryWorker],
 ) -> None:
     # given a worker measuring a three-level run, with its first level stored
-    first = _bench_worker(workers, tmp_path, private_redis, "bench-kill-a")
+    first = _worker(workers, tmp_path, private_redis, "bench-kill-a")
     run = _request_run(world, SMALL_RUN)
     first.wait_for(lambda: Measurement.objects.filter(run=run).exists(), RUN_TIMEOUT_S, "the first level")
     engine_group = int(BenchmarkRun.objects.get(pk=run.pk).progress["engine_pid"])
@@ -216,7 +220,7 @@ def test_a_worker_killed_mid_benchmark_is_requeued_its_engine_dies_and_no_level_
     # and beat's stale-heartbeat sweep requeues the run, which another worker measures from the start
     later = timezone.now() + timedelta(seconds=django_settings.BENCHMARK_STALE_AFTER_S + 1)
     assert services.benchmark_runs_reap_stale(now=later).requeued == [run.pk]
-    second = _bench_worker(workers, tmp_path, private_redis, "bench-kill-b")
+    second = _worker(workers, tmp_path, private_redis, "bench-kill-b")
     run = _finished_run(second, run.pk)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert (run.attempts, run.worker_name) == (2, second.node)
@@ -260,26 +264,16 @@ def test_an_engine_dying_mid_level_fails_its_candidate_with_its_log_and_the_run_
         ],
     )
     run = outcome.runs[0].run
-    real_run_benchmark = services.run_benchmark
-    calls: list[int] = []
+    guard_pids: list[int] = []
 
-    def run_and_kill_the_first_engine(
-        spec: Any, *, on_progress: Any = None, should_cancel: Any = None
-    ) -> Any:
-        calls.append(1)
-        guard_pid: list[int] = []
+    def kill_the_first_engine(event: dict[str, Any], should_cancel: Any, call: int) -> None:
+        if event.get("event") == "engine_started":
+            guard_pids.append(int(event["pid"]))
+        if call == 1 and event.get("event") == "level_started" and event.get("level_index") == 0:
+            (engine_pid,) = _children(guard_pids[0])  # the engine itself, under workers.guard
+            os.kill(engine_pid, sig)
 
-        def forward(event: dict[str, Any]) -> None:
-            on_progress(event)
-            if event.get("event") == "engine_started":
-                guard_pid.append(int(event["pid"]))
-            if len(calls) == 1 and event.get("event") == "level_started" and event.get("level_index") == 0:
-                (engine_pid,) = _children(guard_pid[0])  # the engine itself, under workers.guard
-                os.kill(engine_pid, sig)
-
-        return real_run_benchmark(spec, on_progress=forward, should_cancel=should_cancel)
-
-    monkeypatch.setattr(services, "run_benchmark", run_and_kill_the_first_engine)
+    intercept_runner(monkeypatch, kill_the_first_engine)
 
     # when the worker executes the run
     services.benchmark_run_execute(run_id=run.pk, worker_name=cpu_worker.name)
@@ -313,7 +307,7 @@ def test_redis_restarting_during_a_run_loses_nothing_and_the_worker_takes_the_ne
     private_redis: PrivateRedis,
     workers: list[CeleryWorker],
 ) -> None:
-    worker = _bench_worker(workers, tmp_path, private_redis, "bench-redis")
+    worker = _worker(workers, tmp_path, private_redis, "bench-redis")
     load = LoadSettings(concurrency=(1, 2, 3), requests=10, isl=16, osl=8, shrink=True, warmup_requests=1)
     run = _request_run(world, load)
     worker.wait_for(lambda: Measurement.objects.filter(run=run).exists(), RUN_TIMEOUT_S, "the first level")
@@ -344,13 +338,7 @@ def test_redis_restarting_during_planning_leaves_no_plan_stuck(
     # given a plan queued while no planning worker runs, and Redis restarting before one starts
     lost = recommendation_request(workload=world.workload_a, user=world.alice)
     private_redis.restart()
-    planner = start_celery_worker(
-        queue="default",
-        node=f"planner-{os.getpid()}@{os.uname().nodename}",
-        tmp_path=tmp_path,
-        broker_url=private_redis.url,
-    )
-    workers.append(planner)
+    planner = _worker(workers, tmp_path, private_redis, "planner", queue="default")
 
     # when beat's sweep finds it still queued after PLAN_RESEND_AFTER_S, it sends it again and it completes
     later = timezone.now() + timedelta(seconds=django_settings.PLAN_RESEND_AFTER_S + 1)
@@ -384,13 +372,7 @@ def test_a_database_connection_dropped_during_a_result_post_is_retried_and_store
     catalog_loaded: None, live_server: Any, world: TeamWorld
 ) -> None:
     # given a remote run, and the run's row locked so the server's post waits inside its transaction
-    remote = services.benchmark_run_request(
-        workload=world.workload_a,
-        user=world.alice,
-        load=LoadSettings(concurrency=(1, 4), requests=3, isl=512, osl=128),
-        candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
-        executor=Executor.REMOTE,
-    ).runs[0]
+    remote = remote_run(world)
     database = _test_database_url().replace("postgres://", "postgresql://", 1)
     locker = psycopg.connect(database)
     # pg_stat_activity is a snapshot per transaction: watch from a connection of its own, in autocommit.
@@ -407,12 +389,15 @@ def test_a_database_connection_dropped_during_a_result_post_is_retried_and_store
 
     outcome: dict[str, Any] = {}
 
+    def wait_for_the_database(_backoff_s: float) -> None:
+        dropped.wait(60)  # the client retries once the test has restored the database
+
     def report() -> None:
         outcome["response"] = post_result(
             f"{live_server.url}/api/v1/benchmark-runs/{remote.run.pk}/results/",
             remote.results_token or "",
             result_json(),
-            sleep=lambda _s: dropped.wait(60),  # the retry goes once the test has restored the database
+            sleep=wait_for_the_database,
             attempts=3,
             transport=Recording(),
         )

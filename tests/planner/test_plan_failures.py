@@ -19,14 +19,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from advisor.jsonsafe import json_problem
-from apps.benchmarks import services as benchmarks
-from apps.benchmarks.models import Executor, Measurement
-from apps.benchmarks.services import CandidateRequest, LoadSettings
+from apps.benchmarks.models import Measurement
 from apps.planner import search, services
 from apps.planner.models import PlanStatus, Recommendation
 from apps.planner.services import recommendation_compute, recommendations_reap_stuck
 from apps.planner.tasks import PLAN_TIME_LIMIT_S, recommendation_compute_task
-from tests.benchmarks.conftest import result_json
+from tests.benchmarks.conftest import remote_run, result_json
 from tests.conftest import TeamWorld
 from tests.factories import workload_document
 
@@ -41,13 +39,7 @@ def _strict_json(response: Any) -> Any:
 
 
 def _post_two_level_result(world: TeamWorld) -> None:
-    remote = benchmarks.benchmark_run_request(
-        workload=world.workload_a,
-        user=world.alice,
-        load=LoadSettings(concurrency=(1, 4), requests=3, isl=512, osl=128),
-        candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
-        executor=Executor.REMOTE,
-    ).runs[0]
+    remote = remote_run(world)
     response = APIClient().post(
         f"/api/v1/benchmark-runs/{remote.run.pk}/results/",
         json.dumps(result_json()),  # two levels: concurrency 1 and 4
