@@ -58,9 +58,9 @@ def _env_example() -> dict[str, str]:
 
 
 def _run(code_or_args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL"}
-    }
+    # DJANGO_ALLOW_ASYNC_UNSAFE: set by the browser tests for their live server, refused by check --deploy.
+    dropped = {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    base = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [sys.executable, *code_or_args], env=base | env, cwd=ROOT, capture_output=True, text=True, timeout=120
     )

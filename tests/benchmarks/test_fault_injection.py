@@ -129,8 +129,8 @@ def _use_broker(url: str) -> None:
 
     celery: Any = app  # the pools are private attributes, which the type stubs do not declare
     celery.conf.broker_url = url
-    if celery._pool is not None:
-        celery._pool.force_close_all()
+    # Dropped, not closed: kombu keeps one pool per broker URL for the whole process, and the next test sending
+    # to the shared broker gets that URL's pool back.
     celery._pool = None
     celery.amqp._producer_pool = None
 
