@@ -82,7 +82,7 @@ def test_a_token_works_until_it_expires_then_a_new_one_is_issued(world: TeamWorl
 
     assert expired.status_code == 401
     assert "Token expired" in expired.json()["detail"]
-    renewed = _token_request(APIClient(), "alice", PASSWORD).json()
+    renewed = _token_request(client, "alice", PASSWORD).json()  # still sending the expired token
     assert renewed["token"] != key
     client.credentials(HTTP_AUTHORIZATION=f"Token {renewed['token']}")
     assert client.get("/api/v1/me/").status_code == 200
