@@ -1,4 +1,4 @@
-"""One settings module. Development defaults; production values come from the environment.
+"""One settings module. Production-safe defaults; development is asked for with DEBUG=true (`make run` does).
 
 With no DATABASE_URL the app runs on SQLite, and with no REDIS_URL Celery runs tasks in-process, so a first
 run needs no services. Secrets fail loudly when DEBUG is off and they are missing.
@@ -7,6 +7,7 @@ run needs no services. Secrets fail loudly when DEBUG is off and they are missin
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -73,7 +74,19 @@ def database_from_url(url: str) -> dict[str, object]:
     }
 
 
-DEBUG = env_bool("DEBUG", True)
+def proxy_ssl_header(raw: str) -> tuple[str, str] | None:
+    """ "X-Forwarded-Proto: https" (what the TLS proxy in front sets) as Django's SECURE_PROXY_SSL_HEADER."""
+    if not raw:
+        return None
+    name, sep, value = raw.partition(":")
+    if not sep or not name.strip() or not value.strip():
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER must look like 'X-Forwarded-Proto: https', got {raw!r}"
+        )
+    return "HTTP_" + name.strip().upper().replace("-", "_"), value.strip()
+
+
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_secret("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
 ALLOWED_HOSTS = [h for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -88,6 +101,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -101,6 +115,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "advisor.middleware.RequestIdMiddleware",
+    "advisor.middleware.ApiErrorMiddleware",
+    "advisor.middleware.InputHardeningMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -110,6 +127,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the response of a sign-in that django-axes refused (see advisor.security).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "advisor.urls"
@@ -144,6 +163,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a sign-in from a locked-out address or username before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -171,18 +195,54 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # this is refused before a byte of it is read. Larger logs go through `manage.py import_workload --log`.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
 
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# HTTPS. The production stack serves plain HTTP on 127.0.0.1:8000 behind a TLS proxy, which must send the header
+# named in SECURE_PROXY_SSL_HEADER ("X-Forwarded-Proto: https"); /healthz/ stays reachable over HTTP for probes.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env_str("SECURE_PROXY_SSL_HEADER"))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Hops of trusted proxies in front of the app: the client address is taken that far from the right of
+# X-Forwarded-For (for throttling and sign-in lockouts). 0: REMOTE_ADDR, as nothing in front can be trusted.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Guessing passwords (django-axes): after AXES_FAILURE_LIMIT failed sign-ins from one address, or for one
+# username, both the login page and the token endpoint refuse that address or username for AXES_COOLOFF_MINUTES
+# (429 with a message saying so); a successful sign-in clears the count.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "advisor.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "advisor.security.client_ip"
+AXES_VERBOSE = False
+
+# API tokens (POST /api/v1/auth/token/) stop working this long after they were issued; asking again issues a new
+# one once the old one expired, and DELETE on the same URL revokes it at once.
+API_TOKEN_TTL = timedelta(hours=env_int("API_TOKEN_TTL_HOURS", 30 * 24))
+# Per client, over a sliding window: anonymous requests per address, authenticated ones per user, and sign-ins
+# for tokens per address. Raise them (or set THROTTLE_*) for load tests.
+API_THROTTLE_RATES = {
+    "anon": env_str("THROTTLE_ANON", "120/min"),
+    "user": env_str("THROTTLE_USER", "1200/min"),
+    "auth": env_str("THROTTLE_AUTH", "20/min"),
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "advisor.security.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["advisor.security.AnonThrottle", "advisor.security.UserThrottle"],
+    # 0: the throttles key on REMOTE_ADDR; DRF's default (None) would trust a client's own X-Forwarded-For.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+    "DEFAULT_PERMISSION_CLASSES": ["advisor.security.IsAuthenticatedWithinAnonRate"],
     "DEFAULT_PAGINATION_CLASS": "advisor.rest.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "advisor.schema.AutoSchema",
     "EXCEPTION_HANDLER": "advisor.api.exception_handler",
     "DEFAULT_PARSER_CLASSES": ["advisor.rest.BoundedJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -208,6 +268,19 @@ SPECTACULAR_SETTINGS = {
 # Celery: JSON only, late acks (tasks are idempotent in the database), explicit limits. The visibility timeout
 # must exceed the longest job, or Redis redelivers a benchmark that is still running.
 REDIS_URL = env_str("REDIS_URL")
+# Throttle counters must be shared by every web process: Redis when there is one, else this process's memory
+# (the embedded default runs one process).
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "advisor",
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 BENCHMARK_TIME_LIMIT_S = env_int("BENCHMARK_TIME_LIMIT_S", 2 * 3600)
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
@@ -231,7 +304,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.benchmarks.tasks.benchmark_runs_reap_stale_task",
         "schedule": 60.0,
     },
+    # Fails plans left running past their time limit; sends again, then fails, plans whose message was lost.
+    "planner-reap-stuck-plans": {
+        "task": "apps.planner.tasks.recommendations_reap_stuck_task",
+        "schedule": 60.0,
+    },
 }
+# Planning: a plan still queued PLAN_RESEND_AFTER_S after it was requested is sent to the queue once more (its
+# message may have been lost with a Redis restart); still queued after PLAN_QUEUE_TIMEOUT_S, it fails.
+PLAN_RESEND_AFTER_S = env_int("PLAN_RESEND_AFTER_S", 300)
+PLAN_QUEUE_TIMEOUT_S = env_int("PLAN_QUEUE_TIMEOUT_S", 1800)
 
 # Benchmarks: a worker host is live while its last heartbeat is younger than BENCHMARK_WORKER_LIVE_S (workers beat
 # every 30 s); a running run whose heartbeat is older than BENCHMARK_STALE_AFTER_S is requeued once, then failed.
@@ -243,7 +325,12 @@ BENCHMARK_WORK_DIR = env_str("BENCHMARK_WORK_DIR", str(BASE_DIR / "var" / "bench
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line carries the id of the request being served ("-" outside one): the id API errors answer with.
+    "filters": {"request_id": {"()": "advisor.middleware.RequestIdLogFilter"}},
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s [request %(request_id)s] %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -10,7 +10,19 @@ from rest_framework.test import APIClient
 from apps.accounts.models import Role, Team
 from apps.catalog.services import catalog_load
 from apps.workloads.models import Workload
-from tests.factories import PASSWORD, MembershipFactory, TeamFactory, UserFactory, WorkloadFactory
+from tests.factories import MembershipFactory, TeamFactory, UserFactory, WorkloadFactory
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(settings: Any, request: pytest.FixtureRequest) -> None:
+    """Each test gets its own empty cache, so throttle counters never carry from one test to the next (the
+    configured cache is the shared Redis)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +46,7 @@ class TeamWorld:
 
     def client_for(self, user: Any) -> Client:
         client = Client()
-        assert client.login(username=user.username, password=PASSWORD)
+        client.force_login(user)  # sign-in itself is tested in tests/accounts/test_sign_in.py
         return client
 
     def api_for(self, user: Any) -> APIClient:

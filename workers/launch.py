@@ -188,9 +188,17 @@ class EngineProcess:
         self._log_file = self.log_path.open("ab")
         self._log_file.write(f"$ {' '.join(self.plan.argv)}\n".encode())
         self._log_file.flush()
+        executable = self.plan.argv[0]
+        if shutil.which(executable, path=self.plan.env.get("PATH", os.environ.get("PATH"))) is None:
+            self._log_file.close()
+            raise EngineStartError(f"could not run {executable}: no such executable")
+        # Through workers.guard, so the engine dies with the worker even when the worker is killed outright.
+        guard = [sys.executable, "-m", "workers.guard", str(os.getpid())]
+        if self.plan.container_name is not None:
+            guard += ["--container", self.plan.container_name]
         try:
             self.process = subprocess.Popen(
-                self.plan.argv,
+                [*guard, "--", *self.plan.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
@@ -199,7 +207,7 @@ class EngineProcess:
             )
         except OSError as exc:
             self._log_file.close()
-            raise EngineStartError(f"could not run {self.plan.argv[0]}: {exc}") from exc
+            raise EngineStartError(f"could not run {executable}: {exc}") from exc
         self.started_at = time.monotonic()
         return self
 
@@ -214,7 +222,7 @@ class EngineProcess:
         code = self.exit_code()
         if code is not None:
             raise EngineCrashed(
-                f"{self.config.definition.display_name} exited with code {code} during the benchmark",
+                f"{self.config.definition.display_name} {exit_description(code)} during the benchmark",
                 log_tail=self.log_tail(),
                 exit_code=code,
             )
@@ -312,6 +320,18 @@ class EngineProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def exit_description(code: int) -> str:
+    """How a process ended, for a person: a negative status is the signal that killed it."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    hint = " (what the kernel's out-of-memory killer sends)" if -code == signal.SIGKILL else ""
+    return f"was killed by {name}{hint}"
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

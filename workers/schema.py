@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Bounds keep every value inside the importer's columns (PostgreSQL integer and smallint) and far above any real
+# measurement, so a result that validates can always be stored.
+_INT32 = 2**31 - 1
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": _INT32}
+_TOKENS: dict[str, Any] = {"type": "number", "minimum": 1, "maximum": 10_000_000}
 _NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
 _PERCENTILES: dict[str, Any] = {
     "type": "object",
@@ -16,22 +21,26 @@ _PERCENTILES: dict[str, Any] = {
 }
 _LENGTH: dict[str, Any] = {
     "oneOf": [
-        {"type": "integer", "minimum": 1},
-        {"type": "object", "required": ["mean", "p50", "p95", "max"]},
+        {"type": "integer", "minimum": 1, "maximum": 10_000_000},
+        {
+            "type": "object",
+            "required": ["mean", "p50", "p95", "max"],
+            "properties": dict.fromkeys(("mean", "p50", "p95", "max"), _TOKENS),
+        },
     ]
 }
 _SAMPLE: dict[str, Any] = {
     "type": "object",
     "required": ["index", "ok", "error", "ttft_ms", "e2e_ms", "output_tokens", "prompt_tokens_planned"],
     "properties": {
-        "index": {"type": "integer", "minimum": 0},
+        "index": _COUNT,
         "ok": {"type": "boolean"},
         "error": {"type": ["string", "null"]},
         "ttft_ms": _NUMBER_OR_NULL,
         "e2e_ms": _NUMBER_OR_NULL,
         "tpot_ms": _NUMBER_OR_NULL,
-        "output_tokens": {"type": "integer", "minimum": 0},
-        "prompt_tokens_planned": {"type": "integer", "minimum": 0},
+        "output_tokens": _COUNT,
+        "prompt_tokens_planned": _COUNT,
         "token_count_mismatch": {"type": "boolean"},
     },
 }
@@ -50,8 +59,8 @@ _LEVEL: dict[str, Any] = {
     ],
     "oneOf": [{"required": ["concurrency"]}, {"required": ["rate"]}],
     "properties": {
-        "concurrency": {"type": "integer", "minimum": 1},
-        "rate": {"type": "number", "exclusiveMinimum": 0},
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": _INT32},
+        "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
         "ttft_ms": _PERCENTILES,
         "itl_ms": _PERCENTILES,
         "tpot_ms": _PERCENTILES,
@@ -59,8 +68,8 @@ _LEVEL: dict[str, Any] = {
         "output_tokens_per_s": {"type": "number", "minimum": 0},
         "requests_per_s": {"type": "number", "minimum": 0},
         "goodput_requests_per_s": {"type": "number", "minimum": 0},
-        "requests_ok": {"type": "integer", "minimum": 0},
-        "requests_failed": {"type": "integer", "minimum": 0},
+        "requests_ok": _COUNT,
+        "requests_failed": _COUNT,
         "samples": {"type": "array", "items": _SAMPLE},
     },
 }
@@ -86,6 +95,7 @@ RESULT_SCHEMA: dict[str, Any] = {
         "hardware": {
             "type": "object",
             "required": ["accelerator", "accelerator_model", "accelerator_count", "cpu_model", "memory_mib"],
+            "properties": {"accelerator_count": {"type": "integer", "minimum": 0, "maximum": 4096}},
         },
         "engine": {
             "type": "object",
@@ -100,10 +110,10 @@ RESULT_SCHEMA: dict[str, Any] = {
         "isl": _LENGTH,
         "osl": _LENGTH,
         "quant": {"type": "string"},
-        "tp": {"type": "integer", "minimum": 1},
+        "tp": {"type": "integer", "minimum": 1, "maximum": 1024},
         "started_at": {"type": "string"},
         "finished_at": {"type": ["string", "null"]},
-        "levels": {"type": "array", "items": _LEVEL},
+        "levels": {"type": "array", "items": _LEVEL, "maxItems": 64},
     },
 }
 

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from advisor.api import validation_error
-from advisor.rest import BodyTooLarge, Pagination
+from advisor.api import IdParam, parse_query
+from advisor.rest import BoundedJSONParser, Pagination
 from apps.accounts.selectors import can_write
 from apps.benchmarks import selectors, services
 from apps.benchmarks.models import BenchmarkRun, RunStatus
@@ -35,20 +33,47 @@ from apps.benchmarks.serializers import (
     RunRequestOut,
     WorkerHostOut,
 )
+from apps.catalog.models import MODEL_SLUG_PATTERN
+from apps.workloads.histograms import MAX_TOKENS
 from apps.workloads.selectors import workloads_visible_to
+from workers.engines import ENGINE_NAMES
 
 # A result.json keeps every request's sample: thousands of requests per level make a few megabytes.
 RESULT_MAX_BYTES = 64 * 1024 * 1024
 
 
-def _int_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise validation_error(name, "An integer id is required.") from exc
+class CandidatesQuery(serializers.Serializer[Any]):
+    shrink = serializers.BooleanField(default=False, help_text="CPU smoke runs with a shrunk model")
+    isl = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_TOKENS,
+        help_text="Fixed prompt tokens (default: workload's)",
+    )
+    osl = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_TOKENS,
+        help_text="Fixed output tokens (default: workload's)",
+    )
+
+
+class RunListQuery(serializers.Serializer[Any]):
+    workload = IdParam(help_text="Workload id")
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    accelerator = serializers.SlugField(required=False, max_length=40, help_text="Accelerator slug")
+
+
+class MeasurementListQuery(serializers.Serializer[Any]):
+    workload = IdParam()
+    run = IdParam()
+    engine = serializers.ChoiceField(choices=list(ENGINE_NAMES), required=False)
+    quant = serializers.SlugField(required=False, max_length=20)
+    accelerator = serializers.SlugField(required=False, max_length=40)
+    model = serializers.RegexField(MODEL_SLUG_PATTERN, required=False, max_length=200, help_text="Model slug")
+    representative = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="false: only shrunk smoke runs"
+    )
 
 
 class WorkloadBenchmarkRunsApi(APIView):
@@ -86,25 +111,15 @@ class WorkloadBenchmarkRunsApi(APIView):
 
 class WorkloadBenchmarkCandidatesApi(APIView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter("shrink", OpenApiTypes.BOOL, description="CPU smoke runs with a shrunk model"),
-            OpenApiParameter(
-                "isl", OpenApiTypes.INT, description="Fixed prompt tokens (default: workload's)"
-            ),
-            OpenApiParameter(
-                "osl", OpenApiTypes.INT, description="Fixed output tokens (default: workload's)"
-            ),
-        ],
+        parameters=[CandidatesQuery],
         responses=CandidateOptionsOut,
         description="Which candidates a live worker can measure now, and which only the model can predict.",
     )
     def get(self, request: Request, workload_id: int) -> Response:
         workload = get_object_or_404(workloads_visible_to(user=request.user), pk=workload_id)
+        query = parse_query(CandidatesQuery, request)
         options = selectors.candidate_options(
-            workload=workload,
-            shrink=request.query_params.get("shrink", "").lower() in {"1", "true", "yes"},
-            isl=_int_param(request, "isl"),
-            osl=_int_param(request, "osl"),
+            workload=workload, shrink=query["shrink"], isl=query.get("isl"), osl=query.get("osl")
         )
         return Response(
             {
@@ -115,23 +130,16 @@ class WorkloadBenchmarkCandidatesApi(APIView):
 
 
 class RunListApi(APIView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("workload", OpenApiTypes.INT, description="Workload id"),
-            OpenApiParameter("status", OpenApiTypes.STR, enum=RunStatus.values),
-            OpenApiParameter("accelerator", OpenApiTypes.STR, description="Accelerator slug"),
-        ],
-        responses=RunOut(many=True),
-    )
+    pagination_class = Pagination  # read by the schema generator: the list is documented as paginated
+
+    @extend_schema(parameters=[RunListQuery], responses=RunOut(many=True))
     def get(self, request: Request) -> Response:
-        status_filter = request.query_params.get("status", "")
-        if status_filter and status_filter not in RunStatus.values:
-            raise validation_error("status", f"One of {', '.join(RunStatus.values)}.")
+        query = parse_query(RunListQuery, request)
         runs = selectors.run_list(
             user=request.user,
-            workload_id=_int_param(request, "workload"),
-            status=status_filter,
-            accelerator=request.query_params.get("accelerator", ""),
+            workload_id=query.get("workload"),
+            status=query.get("status", ""),
+            accelerator=query.get("accelerator", ""),
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(runs, request, view=self)
@@ -176,27 +184,11 @@ class RunTokenAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ign
         return {"type": "http", "scheme": "bearer", "description": "The run's results token"}
 
 
-class ResultJSONParser(BaseParser):
-    """result.json bodies carry raw samples, so they get a larger limit than ordinary API bodies.
+class ResultJSONParser(BoundedJSONParser):
+    """result.json bodies carry raw samples, so they get a larger limit than ordinary API bodies."""
 
-    Not a JSONParser subclass on purpose: DRF reads `request.body` for those, which Django caps at
-    DATA_UPLOAD_MAX_MEMORY_SIZE; this parser reads the stream itself, up to RESULT_MAX_BYTES.
-    """
-
-    media_type = "application/json"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        request = (parser_context or {}).get("request")
-        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
-        if length > RESULT_MAX_BYTES:
-            raise BodyTooLarge(length=length, limit=RESULT_MAX_BYTES)
-        raw = stream.read(RESULT_MAX_BYTES + 1) if stream is not None else b""
-        if len(raw) > RESULT_MAX_BYTES:
-            raise BodyTooLarge(length=len(raw), limit=RESULT_MAX_BYTES)
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+    def limit(self) -> int:
+        return RESULT_MAX_BYTES
 
 
 class RunResultsApi(APIView):
@@ -246,33 +238,24 @@ class RunResultsApi(APIView):
 
 
 class MeasurementListApi(APIView):
+    pagination_class = Pagination  # read by the schema generator: the list is documented as paginated
+
     @extend_schema(
-        parameters=[
-            OpenApiParameter("workload", OpenApiTypes.INT),
-            OpenApiParameter("run", OpenApiTypes.INT),
-            OpenApiParameter("engine", OpenApiTypes.STR),
-            OpenApiParameter("quant", OpenApiTypes.STR),
-            OpenApiParameter("accelerator", OpenApiTypes.STR),
-            OpenApiParameter("model", OpenApiTypes.STR, description="Model slug"),
-            OpenApiParameter(
-                "representative", OpenApiTypes.BOOL, description="false: only shrunk smoke runs"
-            ),
-        ],
+        parameters=[MeasurementListQuery],
         responses=MeasurementOut(many=True),
         description="Measured operating points with provenance (per-request samples: see the detail endpoint).",
     )
     def get(self, request: Request) -> Response:
-        raw = request.query_params.get("representative", "").lower()
-        representative = {"true": True, "1": True, "false": False, "0": False}.get(raw)
+        query = parse_query(MeasurementListQuery, request)
         measurements = selectors.measurement_list(
             user=request.user,
-            workload_id=_int_param(request, "workload"),
-            run_id=_int_param(request, "run"),
-            engine=request.query_params.get("engine", ""),
-            quant=request.query_params.get("quant", ""),
-            accelerator=request.query_params.get("accelerator", ""),
-            model=request.query_params.get("model", ""),
-            representative=representative,
+            workload_id=query.get("workload"),
+            run_id=query.get("run"),
+            engine=query.get("engine", ""),
+            quant=query.get("quant", ""),
+            accelerator=query.get("accelerator", ""),
+            model=query.get("model", ""),
+            representative=query.get("representative"),
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(measurements, request, view=self)
@@ -291,6 +274,8 @@ class MeasurementDetailApi(APIView):
 
 
 class WorkerListApi(APIView):
+    pagination_class = Pagination  # read by the schema generator: the list is documented as paginated
+
     @extend_schema(
         responses=WorkerHostOut(many=True),
         description="Registered benchmark worker hosts, live or not (live: a heartbeat within BENCHMARK_WORKER_LIVE_S).",

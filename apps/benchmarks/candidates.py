@@ -1,7 +1,7 @@
 """Which engine x quantization x accelerator x TP combinations a workload could use, and which of them an
 attached worker can measure. Pure: catalog specs and host capabilities in, verdicts out.
 
-The combination rules are the planner's own (`apps.planner.calc.check_supported`, `memory_fit`), so what the
+The combination rules are the planner's own (`apps.planner.perf.deployment.check_supported`, `apps.planner.perf.memory.memory_fit`), so what the
 picker offers and what the model predicts never disagree about what is possible. A candidate that is possible
 but that no live worker can run is "left to the model": the planner predicts it instead.
 """

@@ -31,6 +31,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 
 from advisor.api import validation_error
+from advisor.jsonsafe import json_problem
 from apps.accounts.selectors import AnyUser
 from apps.benchmarks import provenance
 from apps.benchmarks.candidates import Candidate, Verdict, smallest_fitting_tp
@@ -910,6 +911,10 @@ def _validated_result(result: Any) -> dict[str, Any]:
 
     if not isinstance(result, dict):
         raise validation_error("body", "A result.json object is required.")
+    # NaN, Infinity, NUL or an unpaired surrogate would pass the schema and then be refused by PostgreSQL.
+    problem = json_problem(result)
+    if problem is not None:
+        raise validation_error(problem.path or "body", problem.message, problem.code)
     try:
         validate_result(result)
     except jsonschema.ValidationError as exc:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics
+from rest_framework import generics, serializers
 
-from advisor.api import validation_error
+from advisor.api import parse_query
 from apps.catalog import selectors
+from apps.catalog.models import MODEL_SLUG_PATTERN
 from apps.catalog.serializers import (
     ApiPriceOut,
     CloudOfferOut,
@@ -20,31 +20,52 @@ from apps.catalog.serializers import (
     QuantizationOut,
 )
 
-SEARCH = OpenApiParameter("search", OpenApiTypes.STR, description="Substring of the slug or name")
+
+class SearchQuery(serializers.Serializer[Any]):
+    search = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="Substring of the slug or name"
+    )
 
 
-@extend_schema_view(get=extend_schema(parameters=[SEARCH]))
+class OfferQuery(serializers.Serializer[Any]):
+    provider = serializers.CharField(required=False, allow_blank=True, max_length=60)
+    gpu = serializers.SlugField(required=False, allow_blank=True, max_length=40, help_text="GPU slug")
+    spot = serializers.BooleanField(default=False, help_text="Only offers with a spot price")
+    max_usd_per_hour = serializers.FloatField(required=False, min_value=0, max_value=1_000_000)
+
+
+class ProviderQuery(serializers.Serializer[Any]):
+    provider = serializers.CharField(required=False, allow_blank=True, max_length=60)
+
+
+def _slug_path(pattern: str) -> OpenApiParameter:
+    return OpenApiParameter("slug", str, OpenApiParameter.PATH, pattern=pattern)
+
+
+@extend_schema_view(get=extend_schema(parameters=[SearchQuery]))
 class GpuListApi(generics.ListAPIView[Any]):
     serializer_class = GpuTypeOut
 
     def get_queryset(self) -> QuerySet[Any]:
-        return selectors.gpu_list(search=self.request.query_params.get("search", ""))
+        return selectors.gpu_list(search=parse_query(SearchQuery, self.request).get("search", ""))
 
 
+@extend_schema_view(get=extend_schema(parameters=[_slug_path(r"^[-a-zA-Z0-9_]+$")]))
 class GpuDetailApi(generics.RetrieveAPIView[Any]):
     serializer_class = GpuTypeOut
     lookup_field = "slug"
     queryset = selectors.gpu_list()
 
 
-@extend_schema_view(get=extend_schema(parameters=[SEARCH]))
+@extend_schema_view(get=extend_schema(parameters=[SearchQuery]))
 class ModelListApi(generics.ListAPIView[Any]):
     serializer_class = ModelArchitectureOut
 
     def get_queryset(self) -> QuerySet[Any]:
-        return selectors.model_list(search=self.request.query_params.get("search", ""))
+        return selectors.model_list(search=parse_query(SearchQuery, self.request).get("search", ""))
 
 
+@extend_schema_view(get=extend_schema(parameters=[_slug_path(MODEL_SLUG_PATTERN)]))
 class ModelDetailApi(generics.RetrieveAPIView[Any]):
     serializer_class = ModelArchitectureOut
     lookup_field = "slug"
@@ -61,37 +82,23 @@ class QuantizationListApi(generics.ListAPIView[Any]):
     queryset = selectors.quantization_list()
 
 
-@extend_schema_view(
-    get=extend_schema(
-        parameters=[
-            OpenApiParameter("provider", OpenApiTypes.STR),
-            OpenApiParameter("gpu", OpenApiTypes.STR, description="GPU slug"),
-            OpenApiParameter("spot", OpenApiTypes.BOOL, description="Only offers with a spot price"),
-            OpenApiParameter("max_usd_per_hour", OpenApiTypes.NUMBER),
-        ]
-    )
-)
+@extend_schema_view(get=extend_schema(parameters=[OfferQuery]))
 class OfferListApi(generics.ListAPIView[Any]):
     serializer_class = CloudOfferOut
 
     def get_queryset(self) -> QuerySet[Any]:
-        params = self.request.query_params
-        max_price = params.get("max_usd_per_hour")
-        try:
-            max_usd = float(max_price) if max_price else None
-        except ValueError as exc:
-            raise validation_error("max_usd_per_hour", "Must be a number.") from exc
+        query = parse_query(OfferQuery, self.request)
         return selectors.offer_list(
-            provider=params.get("provider", ""),
-            gpu=params.get("gpu", ""),
-            spot_only=params.get("spot", "").lower() in {"1", "true", "yes"},
-            max_usd_per_hour=max_usd,
+            provider=query.get("provider", ""),
+            gpu=query.get("gpu", ""),
+            spot_only=query["spot"],
+            max_usd_per_hour=query.get("max_usd_per_hour"),
         )
 
 
-@extend_schema_view(get=extend_schema(parameters=[OpenApiParameter("provider", OpenApiTypes.STR)]))
+@extend_schema_view(get=extend_schema(parameters=[ProviderQuery]))
 class ApiPriceListApi(generics.ListAPIView[Any]):
     serializer_class = ApiPriceOut
 
     def get_queryset(self) -> QuerySet[Any]:
-        return selectors.api_price_list(provider=self.request.query_params.get("provider", ""))
+        return selectors.api_price_list(provider=parse_query(ProviderQuery, self.request).get("provider", ""))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.core.validators import RegexValidator
 from django.db import models
 
 from apps.catalog import specs
@@ -50,8 +51,15 @@ class GpuType(models.Model):
         return self.name
 
 
+# Model slugs keep the vendor's version dots (llama-3.1-8b), which Django's slug pattern would refuse.
+MODEL_SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+MODEL_SLUG_VALIDATOR = RegexValidator(
+    MODEL_SLUG_PATTERN, "Lowercase letters, digits, dots, dashes and underscores (e.g. llama-3.1-8b)."
+)
+
+
 class ModelArchitecture(models.Model):
-    slug = models.SlugField(max_length=80, unique=True)
+    slug = models.CharField(max_length=80, unique=True, validators=[MODEL_SLUG_VALIDATOR])
     name = models.CharField(max_length=120)
     hf_repo = models.CharField(max_length=200, blank=True)
     params_total_b = models.FloatField()

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from advisor.api import validation_error
+from advisor.api import IdParam, parse_query
 from advisor.rest import Pagination
 from apps.planner import selectors, services
 from apps.planner.serializers import RecommendationOut, RecommendationSummaryOut
@@ -33,18 +34,17 @@ class WorkloadPlanApi(APIView):
         )
 
 
+class RecommendationListQuery(serializers.Serializer[Any]):
+    workload = IdParam(help_text="Workload id")
+
+
 class RecommendationListApi(APIView):
-    @extend_schema(
-        parameters=[OpenApiParameter("workload", OpenApiTypes.INT, description="Workload id")],
-        responses=RecommendationSummaryOut(many=True),
-    )
+    pagination_class = Pagination  # read by the schema generator: the list is documented as paginated
+
+    @extend_schema(parameters=[RecommendationListQuery], responses=RecommendationSummaryOut(many=True))
     def get(self, request: Request) -> Response:
-        raw = request.query_params.get("workload")
-        try:
-            workload_id = int(raw) if raw else None
-        except ValueError as exc:
-            raise validation_error("workload", "Must be a workload id (integer).") from exc
-        recommendations = selectors.recommendation_list(user=request.user, workload_id=workload_id)
+        query = parse_query(RecommendationListQuery, request)
+        recommendations = selectors.recommendation_list(user=request.user, workload_id=query.get("workload"))
         paginator = Pagination()
         page = paginator.paginate_queryset(recommendations, request, view=self)
         return paginator.get_paginated_response(RecommendationSummaryOut(page, many=True).data)

@@ -29,14 +29,21 @@ class Recommendation(models.Model):
     catalog_version = models.CharField(max_length=40, blank=True)
     measured_points = models.PositiveIntegerField(default=0, help_text="Measurements available to the model")
     result = models.JSONField(null=True, blank=True)
+    # The best option's headline (engine, GPU, cost, evidence), so lists and dashboards never load whole plans.
+    best_option = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set when beat sent the task again because the first message looked lost (see recommendations_reap_stuck).
+    resent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workload", "-created_at"])]
+        indexes = [
+            models.Index(fields=["workload", "-created_at"]),
+            models.Index(fields=["status", "created_at"], name="plan_status_created"),
+        ]
 
     def __str__(self) -> str:
         return f"Plan #{self.pk} for {self.workload}"

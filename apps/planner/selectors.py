@@ -13,15 +13,16 @@ from apps.planner.perf.corpus import MeasuredPoint
 def recommendations_visible_to(*, user: AnyUser) -> QuerySet[Recommendation]:
     if not user.is_authenticated:
         return Recommendation.objects.none()
-    return (
-        Recommendation.objects.filter(workload__team__memberships__user=user)
-        .select_related("workload", "workload__team")
-        .distinct()
+    # One membership per (team, user): the join cannot repeat a row, so no DISTINCT (which would compare
+    # every column, plans included).
+    return Recommendation.objects.filter(workload__team__memberships__user=user).select_related(
+        "workload", "workload__team"
     )
 
 
 def recommendation_list(*, user: AnyUser, workload_id: int | None = None) -> QuerySet[Recommendation]:
-    qs = recommendations_visible_to(user=user)
+    """Summaries only: a stored plan is ~170 KB of JSON, so lists read `best_option` and never the plan."""
+    qs = recommendations_visible_to(user=user).defer("result", "inputs")
     return qs.filter(workload_id=workload_id) if workload_id is not None else qs
 
 

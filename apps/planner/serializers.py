@@ -21,10 +21,9 @@ class RecommendationSummaryOut(serializers.ModelSerializer[Recommendation]):
         ]  # fmt: skip
 
     def get_best(self, obj: Recommendation) -> dict[str, Any] | None:
-        options = obj.options
-        if not options:
+        best = obj.best_option
+        if not best:
             return None
-        best = options[0]
         keys = ("engine", "quant", "gpu", "tp", "provider", "instance_type", "monthly_cost_usd", "source")
         return {key: best.get(key) for key in keys}
 

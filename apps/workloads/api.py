@@ -5,15 +5,15 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
-from rest_framework.authentication import TokenAuthentication
+from rest_framework import serializers, status
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from advisor.api import validation_error
-from advisor.rest import Pagination, UploadTooLargeError
+from advisor.api import parse_query, validation_error
+from advisor.rest import BodyTooLarge, Pagination
+from advisor.security import ExpiringTokenAuthentication
 from apps.accounts.models import Team
 from apps.accounts.selectors import teams_of, teams_writable_by
 from apps.workloads import selectors, services
@@ -52,19 +52,21 @@ def resolve_team(*, request: Request, slug: Any) -> Team:
     return team
 
 
-class WorkloadListApi(APIView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("name", OpenApiTypes.STR, description="Substring of the workload name"),
-            OpenApiParameter("team", OpenApiTypes.STR, description="Team slug"),
-        ],
-        responses=WorkloadOut(many=True),
+class WorkloadListQuery(serializers.Serializer[Any]):
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="Substring of the workload name"
     )
+    team = serializers.SlugField(required=False, allow_blank=True, max_length=100, help_text="Team slug")
+
+
+class WorkloadListApi(APIView):
+    pagination_class = Pagination  # read by the schema generator: the list is documented as paginated
+
+    @extend_schema(parameters=[WorkloadListQuery], responses=WorkloadOut(many=True))
     def get(self, request: Request) -> Response:
+        query = parse_query(WorkloadListQuery, request)
         workloads = selectors.workload_list(
-            user=request.user,
-            name=request.query_params.get("name", ""),
-            team=request.query_params.get("team", ""),
+            user=request.user, name=query.get("name", ""), team=query.get("team", "")
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(workloads, request, view=self)
@@ -122,16 +124,14 @@ class RawUploadParser(BaseParser):
 class UploadApi(APIView):
     """Uploads authenticate without reading the body and check CSRF after the role (apps/workloads/uploads.py)."""
 
-    authentication_classes = [TokenAuthentication, UploadSessionAuthentication]
+    authentication_classes = [ExpiringTokenAuthentication, UploadSessionAuthentication]
 
     def upload(self, request: Request) -> tuple[Readable, str]:
         """The uploaded file as a stream, and its name; call after the role check."""
         try:
             check_upload_size(request._request)
         except UploadTooLarge as exc:
-            raise UploadTooLargeError(
-                length=exc.length, limit=exc.limit, field="file", hint=LARGER_FILES
-            ) from exc
+            raise BodyTooLarge(length=exc.length, limit=exc.limit, field="file", hint=LARGER_FILES) from exc
         deferred_csrf_check(request)
         if request.content_type.startswith("multipart/form-data"):
             upload = request.FILES.get("file")

@@ -10,7 +10,8 @@ def workloads_visible_to(*, user: AnyUser) -> QuerySet[Workload]:
     """Every read of a workload goes through here: a user sees only their teams' workloads."""
     if not user.is_authenticated:
         return Workload.objects.none()
-    return Workload.objects.filter(team__memberships__user=user).select_related("team", "model").distinct()
+    # One membership per (team, user): the join cannot repeat a row, so no DISTINCT.
+    return Workload.objects.filter(team__memberships__user=user).select_related("team", "model")
 
 
 def workload_list(*, user: AnyUser, name: str = "", team: str = "") -> QuerySet[Workload]:

@@ -24,6 +24,10 @@ MAX_HISTOGRAM_COUNT = 10**15
 # Coefficient of variation of inter-arrival gaps: 0 is perfectly regular, 1 Poisson; real bursty traffic is a
 # few. Far above that is a mistake, and a gamma shape of 1/cv² near zero would only slow the simulation.
 MAX_BURSTINESS_CV = 100.0
+# Below this a rate is noise, not traffic: 5e-324 req/s is positive, yet the tokens it makes per month round to
+# nothing and the cost per token overflows to Infinity. An hour either has no traffic (0) or at least this much.
+MIN_NONZERO_RATE_PER_S = 1e-4
+MAX_EXACT_INT = 2**53  # every integer up to here converts to float exactly
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$"
 
 
@@ -33,14 +37,38 @@ class StrictNumberField(serializers.FloatField):
     default_error_messages = {
         "invalid": "A number is required.",
         "not_finite": "Must be a finite number (got {value}).",
+        "out_of_range": "Out of range: an integer of {digits} digits.",
     }
 
     def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
+        # Bounded before any float conversion: float() of a 400-digit integer raises OverflowError.
+        if isinstance(data, int) and abs(data) > MAX_EXACT_INT:
+            self.fail("out_of_range", digits=len(str(abs(data))))
         if not math.isfinite(data):
             self.fail("not_finite", value=data)
         return float(super().to_internal_value(data))
+
+
+class RateField(StrictNumberField):
+    """Requests per second in one hour: 0, or between MIN_NONZERO_RATE_PER_S and MAX_RATE_PER_S."""
+
+    default_error_messages = {
+        "too_small": (
+            f"Must be 0 (no traffic) or at least {MIN_NONZERO_RATE_PER_S:g} requests/s "
+            f"(one request every {1 / MIN_NONZERO_RATE_PER_S / 3600:.1f} hours); got {{value}}."
+        ),
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=MAX_RATE_PER_S, **kwargs)
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if 0 < value < MIN_NONZERO_RATE_PER_S:
+            self.fail("too_small", value=repr(value))
+        return value
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -178,9 +206,9 @@ class DistributionIn(StrictSerializer):
             )
 
 
-def hourly_field(*, maximum: float, required: bool = True) -> serializers.ListField:
+def hourly_field(*, child: serializers.Field, required: bool = True) -> serializers.ListField:  # type: ignore[type-arg]
     return serializers.ListField(
-        child=StrictNumberField(min_value=0, max_value=maximum),
+        child=child,
         min_length=HOURS,
         max_length=HOURS,
         required=required,
@@ -213,7 +241,11 @@ class BurstinessField(serializers.Field):  # type: ignore[type-arg]
 
     def to_internal_value(self, data: Any) -> float | list[float]:
         if isinstance(data, list):
-            return list(hourly_field(maximum=MAX_BURSTINESS_CV).run_validation(data))
+            return list(
+                hourly_field(
+                    child=StrictNumberField(min_value=0, max_value=MAX_BURSTINESS_CV)
+                ).run_validation(data)
+            )
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
         return float(StrictNumberField(min_value=0, max_value=MAX_BURSTINESS_CV).run_validation(data))
@@ -223,12 +255,12 @@ class BurstinessField(serializers.Field):  # type: ignore[type-arg]
 
 
 class TrafficIn(StrictSerializer):
-    hourly_requests_per_s = hourly_field(maximum=MAX_RATE_PER_S)
+    hourly_requests_per_s = hourly_field(child=RateField())
     # Optional, from a request log (apps/workloads/logs.py): arrival burstiness, and the curve on weekdays
     # (Monday..Friday, UTC) and on weekends apart.
     burstiness_cv = BurstinessField(required=False)
-    weekday_hourly_requests_per_s = hourly_field(maximum=MAX_RATE_PER_S, required=False)
-    weekend_hourly_requests_per_s = hourly_field(maximum=MAX_RATE_PER_S, required=False)
+    weekday_hourly_requests_per_s = hourly_field(child=RateField(), required=False)
+    weekend_hourly_requests_per_s = hourly_field(child=RateField(), required=False)
 
     def validate_hourly_requests_per_s(self, value: list[float]) -> list[float]:
         if not any(rate > 0 for rate in value):

@@ -54,7 +54,12 @@ def test_api_answers_404_for_another_teams_workload(world: TeamWorld, method: st
     response = _api_call(world.api_for(world.alice), method, path.format(id=world.workload_b.pk))
 
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "detail": "Not found.", "errors": []}
+    assert response.json() == {
+        "status": 404,
+        "detail": "Not found.",
+        "errors": [],
+        "request_id": response["X-Request-ID"],
+    }
     assert (
         Workload.objects.get(pk=world.workload_b.pk).hourly_requests_per_s
         == world.workload_b.hourly_requests_per_s

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import os
 import signal
 import subprocess
@@ -16,9 +18,11 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
-from apps.benchmarks.models import BenchmarkRun, WorkerHost
-from apps.benchmarks.services import LoadSettings, benchmark_run_request
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkRun, Executor, WorkerHost
+from apps.benchmarks.services import CandidateRequest, LoadSettings, RequestedRun, benchmark_run_request
 from tests.conftest import TeamWorld
+from workers.runner import run_benchmark
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +100,38 @@ def cpu_worker(db: Any) -> WorkerHost:
 @pytest.fixture
 def h100_worker(db: Any) -> WorkerHost:
     return make_host("bench-h100@gpu-host-1", H100_PROBE, "h100-sxm")
+
+
+def remote_run(world: TeamWorld, concurrency: tuple[int, ...] = (1, 4)) -> RequestedRun:
+    """A remote run of alice's workload for vllm bf16 on H100: a family with no published calibration rows."""
+    return benchmark_run_request(
+        workload=world.workload_a,
+        user=world.alice,
+        load=LoadSettings(concurrency=concurrency, requests=3, isl=512, osl=128),
+        candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
+        executor=Executor.REMOTE,
+    ).runs[0]
+
+
+RunnerHook = Callable[[dict[str, Any], Callable[[], bool], int], None]
+
+
+def intercept_runner(monkeypatch: pytest.MonkeyPatch, after_event: RunnerHook) -> None:
+    """Run the real runner, calling `after_event(event, should_cancel, call_number)` in the runner's thread after
+    the service received each progress event: a test can hold the runner there until something happened, or kill
+    its engine at an exact point, and so waits on events rather than on an engine's speed."""
+    calls = itertools.count(1)
+
+    def run(spec: Any, *, on_progress: Any = None, should_cancel: Any = None) -> Any:
+        call = next(calls)
+
+        def forward(event: dict[str, Any]) -> None:
+            on_progress(event)
+            after_event(event, should_cancel, call)
+
+        return run_benchmark(spec, on_progress=forward, should_cancel=should_cancel)
+
+    monkeypatch.setattr(services, "run_benchmark", run)
 
 
 SMOKE_LOAD = LoadSettings(concurrency=(1, 2), requests=3, isl=16, osl=8, shrink=True, warmup_requests=1)
@@ -239,6 +275,52 @@ def _test_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{quote(db['NAME'])}"
 
 
+def start_celery_worker(
+    *, queue: str, node: str, tmp_path: Path, broker_url: str, extra_env: dict[str, str] | None = None
+) -> CeleryWorker:
+    """A real `celery worker -Q <queue>` process on the test database (committed rows only) and `broker_url`,
+    in its own session. A bench.* worker registers itself from its own probe."""
+    env = os.environ | {
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": broker_url,
+        "BENCHMARK_WORK_DIR": str(tmp_path / "bench"),
+        "DB_CONN_MAX_AGE": "0",
+        "DEBUG": "true",
+    }
+    argv = [str(Path(sys.executable).parent / "celery"), "-A", "advisor", "worker", "-Q", queue]
+    argv += ["--concurrency", "1", "--pool", "solo", "-n", node, "--loglevel", "INFO"]
+    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    log = tmp_path / f"celery-{node.split('@')[0]}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv, env=env | (extra_env or {}), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return CeleryWorker(node, log, process)
+
+
+def stop_celery_worker(worker: CeleryWorker) -> None:
+    """Warm shutdown, then the whole process group killed if it does not stop. A run it still has is asked to
+    stop first, so the shutdown does not wait for a whole benchmark."""
+    BenchmarkRun.objects.filter(status="running", worker_name=worker.node).update(cancel_requested=True)
+    if worker.process.poll() is None:
+        worker.process.send_signal(signal.SIGTERM)
+        try:
+            worker.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.process.pid, signal.SIGKILL)  # anything its group still holds
+
+
+def wait_registered(worker: CeleryWorker) -> None:
+    worker.wait_for(
+        lambda: WorkerHost.objects.filter(name=worker.node, last_heartbeat__isnull=False).exists(),
+        90,
+        "the worker to register",
+    )
+
+
 @pytest.fixture
 def bench_cpu_worker(catalog_loaded: None, transactional_db: Any, tmp_path: Path) -> Iterator[CeleryWorker]:
     """A real `celery worker -Q bench.cpu` process on the test database (committed rows: transactional_db) and
@@ -248,38 +330,16 @@ def bench_cpu_worker(catalog_loaded: None, transactional_db: Any, tmp_path: Path
 
     if not settings.REDIS_URL:
         pytest.skip("needs REDIS_URL: without a broker Celery runs tasks in-process")
-    node = f"bench-cpu-it-{os.getpid()}@{os.uname().nodename}"
-    env = os.environ | {
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "BENCHMARK_WORK_DIR": str(tmp_path / "bench"),
-        "DB_CONN_MAX_AGE": "0",
-    }
-    argv = [str(Path(sys.executable).parent / "celery"), "-A", "advisor", "worker", "-Q", "bench.cpu"]
-    argv += ["--concurrency", "1", "--pool", "solo", "-n", node, "--loglevel", "INFO"]
-    argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     _purge_queue("bench.cpu")
-    log = tmp_path / "celery-bench-cpu.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    worker = CeleryWorker(node, log, process)
+    worker = start_celery_worker(
+        queue="bench.cpu",
+        node=f"bench-cpu-it-{os.getpid()}@{os.uname().nodename}",
+        tmp_path=tmp_path,
+        broker_url=settings.REDIS_URL,
+    )
     try:
-        worker.wait_for(
-            lambda: WorkerHost.objects.filter(name=node, last_heartbeat__isnull=False).exists(),
-            90,
-            "the worker to register",
-        )
+        wait_registered(worker)
         yield worker
     finally:
-        # A run still going is asked to stop, so the warm shutdown below does not wait for a whole benchmark.
-        BenchmarkRun.objects.filter(status="running", worker_name=node).update(cancel_requested=True)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_celery_worker(worker)
         _purge_queue("bench.cpu")

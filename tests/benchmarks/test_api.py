@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkRun, CandidateStatus, Executor, Measurement, RunStatus, WorkerHost
 from apps.benchmarks.services import CandidateRequest, LoadSettings, result_sha256
-from tests.benchmarks.conftest import result_json
+from tests.benchmarks.conftest import remote_run, result_json
 from tests.conftest import TeamWorld
 
 START = {"all_runnable": True, "concurrency": [1, 2], "requests": 3, "isl": 16, "osl": 8, "shrink": True}
@@ -169,13 +169,7 @@ def test_candidates_endpoint_splits_runnable_from_predicted(world: TeamWorld, cp
 
 @pytest.fixture
 def remote(world: TeamWorld) -> services.RequestedRun:
-    return services.benchmark_run_request(
-        workload=world.workload_a,
-        user=world.alice,
-        load=LoadSettings(concurrency=(1, 4), requests=3, isl=512, osl=128),
-        candidates=[CandidateRequest(engine="vllm", quant="bf16", accelerator="h100-sxm")],
-        executor=Executor.REMOTE,
-    ).runs[0]
+    return remote_run(world)
 
 
 def _post(client: Any, run_id: int, body: Any, token: str | None, **headers: str) -> Any:

@@ -23,8 +23,10 @@ from apps.benchmarks.models import (
     WorkerHost,
 )
 from apps.benchmarks.services import CandidateRequest, LoadSettings
+from tests.benchmarks.conftest import intercept_runner
 from tests.conftest import TeamWorld
 from workers.dummy import write_tokenizer
+from workers.runner import _CANCEL_POLL_INTERVAL_S
 
 pytestmark = pytest.mark.integration
 
@@ -82,10 +84,28 @@ def test_a_crashing_engine_fails_its_candidate_and_the_run_goes_on(
     assert [c["status"] for c in run.progress["candidates"]] == ["failed", "succeeded"]
 
 
+def _hold_after_the_first_level(event: dict[str, Any], should_cancel: Any, call: int) -> None:
+    """Once the first level is reported, the runner waits until the cancel has reached it: the test then does
+    not depend on how fast the engine is. The hold lasts at least the runner's cancel-poll interval, so its next
+    check between levels asks again and sees the cancel."""
+    if event.get("event") != "level_finished" or event.get("level_index") != 0:
+        return
+    held_since = time.monotonic()
+    while not should_cancel() or time.monotonic() - held_since < _CANCEL_POLL_INTERVAL_S:
+        if time.monotonic() - held_since > 180:
+            raise AssertionError("the cancel never reached the runner")
+        time.sleep(0.05)
+
+
 def test_cancelling_a_running_run_stops_its_engine(
-    catalog_loaded: None, transactional_db: Any, world: TeamWorld, cpu_worker: WorkerHost, work_dir: Path
+    catalog_loaded: None,
+    transactional_db: Any,
+    world: TeamWorld,
+    cpu_worker: WorkerHost,
+    work_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # given a run with four load levels
+    # given a run with four load levels whose runner holds after the first one until the cancel reaches it
     outcome = services.benchmark_run_request(
         workload=world.workload_a,
         user=world.alice,
@@ -94,6 +114,7 @@ def test_cancelling_a_running_run_stops_its_engine(
         ),
     )
     run = outcome.runs[0].run
+    intercept_runner(monkeypatch, _hold_after_the_first_level)
     cancelled = threading.Event()
 
     def cancel_after_the_first_level() -> None:
@@ -113,11 +134,11 @@ def test_cancelling_a_running_run_stops_its_engine(
     services.benchmark_run_execute(run_id=run.pk, worker_name=cpu_worker.name)
     canceller.join()
 
-    # then the run ends cancelled with the finished levels kept, and the engine process is gone
+    # then the run ends cancelled with exactly the finished level kept, and the engine process is gone
     run = BenchmarkRun.objects.get(pk=run.pk)
     assert cancelled.is_set()
     assert run.status == RunStatus.CANCELLED
     assert run.candidates.get().status == CandidateStatus.CANCELLED
-    assert 1 <= Measurement.objects.filter(run=run).count() < 4
+    assert [m.concurrency for m in Measurement.objects.filter(run=run)] == [1]
     with pytest.raises(ProcessLookupError):
         os.kill(int(run.progress["engine_pid"]), 0)

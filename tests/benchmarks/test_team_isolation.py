@@ -61,7 +61,12 @@ def test_api_answers_404_for_another_teams_run(
     response = _call(world.api_for(world.alice), method, path.format(id=bobs_run.pk))
 
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "detail": "Not found.", "errors": []}
+    assert response.json() == {
+        "status": 404,
+        "detail": "Not found.",
+        "errors": [],
+        "request_id": response["X-Request-ID"],
+    }
     assert BenchmarkRun.objects.get(pk=bobs_run.pk).status == RunStatus.QUEUED
 
 

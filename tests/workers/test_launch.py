@@ -159,5 +159,5 @@ def test_an_engine_killed_mid_run_raises_with_partial_result(tmp_path: Path) -> 
 
     assert caught.value.exit_code == -signal.SIGKILL
     assert caught.value.partial_result is not None
-    assert caught.value.partial_result["error"].startswith("llama.cpp server exited")
+    assert caught.value.partial_result["error"].startswith("llama.cpp server was killed by SIGKILL")
     assert caught.value.partial_result["engine"]["flavour"] == "llamacpp"

@@ -124,8 +124,10 @@ def test_ten_megabyte_body_is_refused_naming_the_body(world: TeamWorld) -> None:
 
     response = world.api_for(world.alice).post("/api/v1/workloads/", body, content_type="application/json")
 
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["field"] == "body"
+    assert response.status_code == 413
+    (error,) = response.json()["errors"]
+    assert error["field"] == "body"
+    assert error["message"] == f"Request body is {len(body)} bytes; the limit is 1048576 bytes."
     assert not Workload.objects.filter(team=world.team_a).exclude(pk=world.workload_a.pk).exists()
 
 

@@ -177,7 +177,7 @@ def test_form_fields_over_the_memory_limit_are_named_without_a_negative_size(wor
         format="multipart",
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 413
     message = response.json()["errors"][0]["message"]
     assert "-1" not in message
     assert "the limit is 1048576 bytes. Files do not count" in message
