@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from advisor.api import parse_query, validation_error
 from advisor.rest import BodyTooLarge, Pagination
+from advisor.schema import ErrorOut
 from advisor.security import ExpiringTokenAuthentication
 from apps.accounts.models import Team
 from apps.accounts.selectors import teams_of, teams_writable_by
@@ -30,10 +31,15 @@ from apps.workloads.uploads import (
 
 UPLOAD_ERRORS = {
     400: OpenApiResponse(
-        description="The file or a parameter is wrong; `errors` names it (`file` for the file)."
+        response=ErrorOut,
+        description="The file or a parameter is wrong; `errors` names it (`file` for the file).",
     ),
-    403: OpenApiResponse(description="Viewers cannot upload; refused before the body is read."),
-    413: OpenApiResponse(description="The body is over UPLOAD_MAX_BYTES; refused before it is read."),
+    403: OpenApiResponse(
+        response=ErrorOut, description="Viewers cannot upload; refused before the body is read."
+    ),
+    413: OpenApiResponse(
+        response=ErrorOut, description="The body is over UPLOAD_MAX_BYTES; refused before it is read."
+    ),
 }
 
 

@@ -17,7 +17,7 @@ from rest_framework.authtoken.models import Token
 from apps.accounts.models import Role
 from apps.workloads.models import Workload
 from tests.conftest import TeamWorld
-from tests.factories import PASSWORD, MembershipFactory, TeamFactory, UserFactory, WorkloadFactory
+from tests.factories import MembershipFactory, TeamFactory, UserFactory, WorkloadFactory
 from tests.workloads.test_log_import import AZURE
 
 FIFTY_MB = 50 * 1024 * 1024
@@ -53,7 +53,7 @@ def people(transactional_db: None) -> dict[str, Any]:
 
     def session(user: Any) -> str:
         client = Client()
-        assert client.login(username=user.username, password=PASSWORD)
+        client.force_login(user)  # sign-in itself is tested in tests/accounts/test_sign_in.py
         return f"sessionid={client.cookies['sessionid'].value}"
 
     return {
@@ -134,7 +134,7 @@ def test_an_owners_upload_through_the_live_server_is_imported(
 
 def test_session_uploads_still_need_the_csrf_token(world: TeamWorld) -> None:
     client = Client(enforce_csrf_checks=True)
-    assert client.login(username="alice", password=PASSWORD)
+    client.force_login(world.alice)
     client.get("/workloads/import-log/")  # sets the CSRF cookie
     token = client.cookies["csrftoken"].value
     url = "/api/v1/workloads/import-log/?name={}&model=llama-3.1-8b&team=team-a"
