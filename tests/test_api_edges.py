@@ -216,6 +216,7 @@ def test_benchmark_candidates_refuse_bad_lengths(world: TeamWorld, query: str, f
         ("/api/v1/benchmark-runs/?status=bogus", "status"),
         ("/api/v1/benchmark-runs/?workload=" + "9" * 30, "workload"),
         ("/api/v1/measurements/?representative=maybe", "representative"),
+        ("/api/v1/measurements/?representative=", "representative"),
         ("/api/v1/measurements/?engine=vllm2", "engine"),
         ("/api/v1/measurements/?run=-1", "run"),
         ("/api/v1/catalog/offers/?spot=perhaps", "spot"),

@@ -71,9 +71,8 @@ class MeasurementListQuery(serializers.Serializer[Any]):
     quant = serializers.SlugField(required=False, max_length=20)
     accelerator = serializers.SlugField(required=False, max_length=40)
     model = serializers.RegexField(MODEL_SLUG_PATTERN, required=False, max_length=200, help_text="Model slug")
-    representative = serializers.BooleanField(
-        required=False, allow_null=True, default=None, help_text="false: only shrunk smoke runs"
-    )
+    # Not nullable: an empty value is refused, as the schema says, rather than read as "either".
+    representative = serializers.BooleanField(required=False, help_text="false: only shrunk smoke runs")
 
 
 class WorkloadBenchmarkRunsApi(APIView):
