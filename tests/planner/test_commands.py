@@ -48,7 +48,7 @@ def test_predict_prints_the_interface_keys() -> None:
     assert result["fits"] is True
     assert result["source"] == "predicted"
     assert result["calibration_key"] == "vllm/hopper/fp8"
-    assert 0 < result["error_band_rel"] < 1
+    assert 0 < result["error_band_rel"] < 5  # the p90 error of its group: finite, and large where data is
     assert result["output_tokens_per_s"] > 0
     assert result["max_concurrent_sequences"] > 0
 

@@ -116,7 +116,7 @@ def resolve(row: CorpusRow, catalog: CatalogSnapshot) -> ResolvedRow | str:
     seqs = row.max_num_seqs or dep.profile.offline_max_num_seqs
     if row.load == "concurrency" and row.concurrency:
         seqs = max(seqs, math.ceil(row.concurrency / replicas))
-    levels = levels_of(dep, precision=row.weight_precision)
+    levels = levels_of(dep, precision=row.weight_precision, engine_version=row.engine_version)
     prior = EfficiencyModel.prior().efficiency(levels)
     try:
         geometry = build_step_model(dep, prior, context_tokens=isl + osl, max_num_seqs=seqs)
@@ -229,6 +229,7 @@ def evaluate(design: Design, etas: dict[str, FloatArray]) -> FloatArray:
     step = StepModel(
         **design.geometry,  # type: ignore[arg-type]
         mbu=values["mbu"],
+        expert_mbu=values["expert_mbu"],
         mfu=values["mfu"],
         attention_mbu=values["attention_mbu"],
         overhead_s=values["step_overhead_ms"] / 1e3,

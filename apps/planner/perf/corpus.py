@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -150,10 +151,9 @@ class CorpusRow:
             return f"excluded: {self.excluded}"
         if self.isl is None or self.osl is None:
             return "input or output length not stated"
-        notes = self.notes.lower()
-        if "disaggregat" in notes and "not disaggregat" not in notes:
+        if _states(self.notes, "disaggregat"):
             return "disaggregated prefill/decode (not modelled)"
-        if ("speculative" in notes and "no speculative" not in notes) or "mtp" in notes.split():
+        if _states(self.notes, "speculative", "spec decod", "mtp"):
             return "speculative decoding (not modelled)"
         if self.load not in ("offline", "concurrency", "single", "rate"):
             return "load not stated (offline, closed loop or rate unknown)"
@@ -345,3 +345,18 @@ def published_points(rows: Iterable[CorpusRow]) -> list[MeasuredPoint]:
             )
         )
     return points
+
+
+# A negation just before the term ("no disaggregation", "not disaggregated", "without MTP", "no MTP stated")
+_NEGATED = re.compile(r"(?:\bno|\bnot|\bwithout|\bnon)[\s-]+$")
+
+
+def _states(notes: str, *terms: str) -> bool:
+    """Whether the notes say the row used one of these techniques (a mention after "no", "not", "without" or
+    "non-" says the opposite)."""
+    text = notes.lower()
+    for term in terms:
+        for match in re.finditer(rf"\b{re.escape(term)}", text):
+            if not _NEGATED.search(text[max(0, match.start() - 12) : match.start()]):
+                return True
+    return False

@@ -15,6 +15,7 @@ engine's fit. The calibration (calibration.py) fits the coefficients; this modul
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,9 @@ from apps.catalog.specs import GpuSpec, QuantSpec
 class Efficiency:
     """The efficiencies of one deployment, and where they come from.
 
-    mbu: achieved fraction of peak memory bandwidth when the linear layers stream weights.
+    mbu: achieved fraction of peak memory bandwidth when the dense linear layers stream weights.
+    expert_mbu: the same for a mixture of experts' routed experts: each expert's slice of the step's tokens is
+        a small GEMM of its own (grouped), which streams its weights less efficiently than one dense GEMM.
     mfu: achieved fraction of peak dense tensor throughput for matmuls and prefill attention.
     attention_mbu: fraction of peak bandwidth decode attention reaches streaming the KV cache.
     step_overhead_ms: fixed scheduler, sampling and launch cost per engine step.
@@ -39,6 +42,7 @@ class Efficiency:
     """
 
     mbu: float
+    expert_mbu: float
     mfu: float
     attention_mbu: float
     step_overhead_ms: float
@@ -81,6 +85,7 @@ def _exp(x: Any) -> Any:
 
 _DEPLOYMENT_FACTORS = (
     "engine",
+    "engine generation",
     "platform",
     "architecture",
     "gpu",
@@ -89,16 +94,28 @@ _DEPLOYMENT_FACTORS = (
     "engine x architecture",
     "engine x precision",
 )
-_RUNTIME_FACTORS = ("engine", "platform", "architecture", "engine x platform", "engine x architecture")
+_RUNTIME_FACTORS = (
+    "engine",
+    "engine generation",
+    "platform",
+    "architecture",
+    "engine x platform",
+    "engine x architecture",
+)
 
 # Priors: DESIGN.md's physics notes and public profiles. Tuned engines reach 50-65% of peak bandwidth in decode
 # and 40-60% of peak tensor throughput in prefill; decode attention kernels stream long contiguous KV blocks.
+# What the host side of an engine costs per sequence (scheduling, sampling, detokenising) depends on the engine
+# and its software stack, not on the GPU's architecture.
+_ENGINE_FACTORS = ("engine", "engine generation", "platform", "engine x platform")
+
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("mbu", "logit", 0.60, 0.98, (*_DEPLOYMENT_FACTORS, "moe", "model"), ("log2_tp", "log2_pp")),
+    Parameter("mbu", "logit", 0.60, 0.98, (*_DEPLOYMENT_FACTORS, "model"), ("log2_tp", "log2_pp")),
+    Parameter("expert_mbu", "logit", 0.45, 0.98, (*_DEPLOYMENT_FACTORS, "model"), ("log2_tp",)),
     Parameter("mfu", "logit", 0.45, 0.95, (*_DEPLOYMENT_FACTORS, "moe", "model"), ("log2_tp", "log2_pp")),
     Parameter("attention_mbu", "logit", 0.70, 0.98, _RUNTIME_FACTORS),
     Parameter("step_overhead_ms", "log", 2.0, factors=_RUNTIME_FACTORS),
-    Parameter("seq_overhead_us", "log", 20.0, factors=_RUNTIME_FACTORS),
+    Parameter("seq_overhead_us", "log", 20.0, factors=_ENGINE_FACTORS),
     Parameter("link_latency_us", "log", 10.0, factors=("link",)),
     Parameter("link_efficiency", "logit", 0.70, 0.98, ("link",)),
     Parameter("request_overhead_ms", "log", 15.0, factors=_RUNTIME_FACTORS),
@@ -109,6 +126,9 @@ PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 # pooled value before the data has to argue for it. Interactions and single GPUs are kept on a short leash.
 FACTOR_WIDTH = {
     "engine": 0.8,
+    # A superseded release line of an engine (its scheduler and kernels were rewritten since): what its rows
+    # differ by from the current line, so that they do not pull the current release's efficiencies.
+    "engine generation": 0.5,
     "platform": 0.5,  # CUDA, ROCm or CPU: the kernels' software stack
     "engine x platform": 0.4,
     "architecture": 0.6,
@@ -147,6 +167,32 @@ def precision_class(quant_slug: str) -> str:
     return _PRECISION_CLASS.get(quant_slug, quant_slug)
 
 
+# Release lines that engines have since replaced, with the change that ended them; a release before the bound
+# belongs to the old line. Sources: vLLM 0.8.0 release notes (V1 engine on by default, vllm-project/vllm#13726);
+# SGLang v0.4 release blog, 2024-12-04 (overlapped, "zero-overhead" batch scheduler); TensorRT-LLM 1.0 (the
+# PyTorch-backend LLM API line the perf-overview pages of 1.0 onwards measure); TGI v3.0 docs (chunked prefill
+# and prefix caching by default). llama.cpp ships a build a day with no such break: it has no old line here.
+_SUPERSEDED_BEFORE = {"vllm": (0, 8), "sglang": (0, 4), "trtllm": (1, 0), "tgi": (3, 0)}
+_VERSION = re.compile(r"(?<![\w.])v?(\d+)\.(\d+)")
+# NVIDIA's Triton containers (rYY.MM) bundle TensorRT-LLM; those of 2024 predate its 1.0 (2025).
+_TRITON_RELEASE = re.compile(r"\br(\d\d)\.(\d\d)\b")
+
+
+def engine_generation(engine: str, version: str) -> str:
+    """The superseded release line a stated engine version belongs to ("vllm<0.8"), or "" for the current line
+    and for versions not stated (most unstated ones are recent)."""
+    bound = _SUPERSEDED_BEFORE.get(engine)
+    if bound is None or not version:
+        return ""
+    label = f"{engine}<{bound[0]}.{bound[1]}"
+    if engine == "trtllm" and (triton := _TRITON_RELEASE.search(version)):
+        return label if (int(triton.group(1)), int(triton.group(2))) < (25, 1) else ""
+    match = _VERSION.search(version)
+    if match is None:
+        return ""
+    return label if (int(match.group(1)), int(match.group(2))) < bound else ""
+
+
 @dataclass(frozen=True)
 class Levels:
     """The factor levels of one deployment: what the efficiency of a row or a candidate depends on."""
@@ -161,6 +207,7 @@ class Levels:
     model: str = ""
     pp: int = 1
     platform: str = ""  # cuda, rocm or cpu
+    generation: str = ""  # a superseded release line (see engine_generation); "" for the current one
 
     @classmethod
     def of(
@@ -174,6 +221,7 @@ class Levels:
         link: str,
         model: str = "",
         pp: int = 1,
+        engine_version: str = "",
     ) -> Levels:
         slug = quant if isinstance(quant, str) else quant.slug
         platform = "cpu" if gpu.is_cpu else "rocm" if gpu.architecture.startswith("cdna") else "cuda"
@@ -188,12 +236,14 @@ class Levels:
             model,
             pp,
             platform,
+            engine_generation(engine, engine_version),
         )
 
     def columns(self, factors: Iterable[str]) -> list[str]:
         """Names of the design columns this deployment switches on for these factor groups."""
         names = {
             "engine": self.engine,
+            "engine generation": self.generation,
             "platform": self.platform,
             "engine x platform": f"{self.engine}/{self.platform}" if self.platform else "",
             "architecture": self.architecture,

@@ -73,14 +73,21 @@ def fixed_lengths(
     chunk_s = step.step_s(batch, batch * context, chunk, chunk * (isl - fresh / 2.0))
     tpot_s = (1.0 - share) * decode_s + share * chunk_s
 
+    # Its own prompt: full chunks of `room` tokens and a last, shorter one; each prompt token attends to the
+    # cached prefix and, on average, half of the fresh part.
     own_chunk = np.minimum(room, fresh)
-    own_steps = np.ceil(fresh / np.maximum(own_chunk, 1.0))
-    own_chunk_s = step.step_s(batch, batch * context, own_chunk, own_chunk * (isl - fresh / 2.0))
-    service_s = own_steps * own_chunk_s
+    full_steps = np.floor(fresh / np.maximum(own_chunk, 1.0))
+    last_chunk = fresh - full_steps * own_chunk
+    pairs_per_token = isl - fresh / 2.0
+    own_chunk_s = step.step_s(batch, batch * context, own_chunk, own_chunk * pairs_per_token)
+    last_chunk_s = step.step_s(batch, batch * context, last_chunk, last_chunk * pairs_per_token)
+    service_s = full_steps * own_chunk_s + np.where(last_chunk > 0.5, last_chunk_s, 0.0)
     # A new prompt waits behind the others' prompts still being prefilled: an M/D/1 queue whose arrival rate is
     # the batch's completion rate (batch / e2e in steady state), solved by a few fixed-point passes.
     decode_phase_s = (osl - 1.0) * tpot_s
-    overhead_s = _arr(step.request_overhead_s)
+    # It also arrives in the middle of a step of the others' decodes: it starts at the next step, on average
+    # half a step later.
+    overhead_s = _arr(step.request_overhead_s) + np.where(others > 0, 0.5 * tpot_s, 0.0)
     ttft_s = service_s + overhead_s
     for _ in range(3):
         load = np.minimum(np.where(others > 0, others / (ttft_s + decode_phase_s) * service_s, 0.0), 0.95)

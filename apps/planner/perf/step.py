@@ -6,7 +6,7 @@ them, reads the KV cache of every decoding sequence, computes prefill attention,
 other GPUs of the replica, and pays the engine's scheduling cost:
 
     step = overhead + per-sequence overhead x sequences
-           + pp x [ roofline(weights / (BW x MBU), FLOPs / (peak x MFU))
+           + pp x [ roofline(dense weights / (BW x MBU) + experts read / (BW x expert MBU), FLOPs / (peak x MFU))
                     + KV bytes / (BW x attention MBU) + prefill attention FLOPs / (peak x MFU)
                     + collectives ]
 
@@ -26,7 +26,14 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from apps.catalog.specs import ModelSpec
-from apps.planner.perf.deployment import Deployment, attention_tflops, check_supported, compute_tflops
+from apps.planner.perf.deployment import (
+    Deployment,
+    attention_tflops,
+    check_supported,
+    compute_dtype,
+    compute_tflops,
+    weight_only_fp8,
+)
 from apps.planner.perf.efficiency import Efficiency, Levels
 from apps.planner.perf.memory import (
     MemoryFit,
@@ -76,19 +83,33 @@ def link_class(dep: Deployment) -> LinkClass:
     return LinkClass("pcie", max(one_way, 8e9))
 
 
-def levels_of(dep: Deployment, *, precision: str | None = None) -> Levels:
+def levels_of(dep: Deployment, *, precision: str | None = None, engine_version: str = "") -> Levels:
     """The factor levels the deployment's efficiencies depend on (precision: as published, when it names a
-    variant of the catalog quantization such as block-scaled FP8)."""
+    variant of the catalog quantization such as block-scaled FP8; engine_version: a published row's, when it may
+    be a superseded release line; a plan's deployments run the current pinned release)."""
     return Levels.of(
         dep.engine,
         dep.gpu,
-        precision or dep.quant.slug,
+        kernel_precision(dep, precision or dep.quant.slug),
         moe=bool(dep.model.num_experts),
         tp=dep.tp * dep.dp,
         link=link_class(dep).name,
         model=dep.model.slug,
         pp=dep.pp,
+        engine_version=engine_version,
     )
+
+
+def kernel_precision(dep: Deployment, precision: str) -> str:
+    """The precision class of the kernels that really run: MXFP4 weights on GPUs without FP4 tensor cores go
+    through weight-only kernels that dequantize to 16-bit, FP8 on GPUs without FP8 cores through vLLM's
+    weight-only W8A16 kernel; each is a class of its own, so the native formats' efficiencies do not carry
+    over to them (nor theirs to AWQ and GPTQ, whose kernels differ)."""
+    if dep.quant.slug == "mxfp4" and compute_dtype(dep.gpu, dep.quant, dep.engine) in ("bf16", "fp16"):
+        return "mxfp4-w4a16"
+    if weight_only_fp8(dep.engine, dep.gpu, dep.quant):
+        return "w8a16"
+    return precision
 
 
 @dataclass(frozen=True)
@@ -115,7 +136,8 @@ class StepModel:
     experts_per_token: Any
     dense_flops_per_token: Any  # per GPU per stage, per token that GPU's attention group processes
     expert_flops_per_token: Any  # per GPU per stage, per token of the replica's step
-    attn_flops_per_pair: Any  # per GPU per stage, per (query, key) pair
+    attn_flops_per_pair: Any  # per GPU per stage, per (query, key) pair of a decoding token
+    prefill_attn_flops_per_pair: Any  # the same for a prompt token (differs for latent attention)
     kv_bytes_per_token_gpu: Any  # per GPU per stage
     peak_bandwidth_bytes_per_s: Any
     peak_flops_per_s: Any  # at the weights' compute precision
@@ -129,6 +151,7 @@ class StepModel:
     link_bytes_per_s: Any  # peak one-way bandwidth per GPU of the collective path
     # Efficiencies (calibrated):
     mbu: Any
+    expert_mbu: Any
     mfu: Any
     attention_mbu: Any
     overhead_s: Any
@@ -140,12 +163,24 @@ class StepModel:
     memory: MemoryFit | None = None
     efficiency: Efficiency | None = None
 
-    def weight_bytes_read(self, stage_tokens: Num) -> Num:
-        """Dense weights plus the local experts that the step's tokens route to: each token picks k of E
-        experts, so n tokens touch a fraction 1 - (1 - k/E)^n of them in expectation."""
+    def expert_bytes_read(self, stage_tokens: Num) -> Num:
+        """The local experts that the step's tokens route to: each token picks k of E experts, so n tokens touch
+        a fraction 1 - (1 - k/E)^n of them in expectation (0 for a dense model)."""
         experts = self.num_experts + (self.num_experts == 0)  # 1 where dense: the expert term is then 0
         untouched = (1.0 - self.experts_per_token / experts) ** (stage_tokens + (stage_tokens < 1))
-        return self.dense_weight_bytes + self.expert_weight_bytes * self.local_experts * (1.0 - untouched)  # type: ignore[no-any-return]
+        return self.expert_weight_bytes * self.local_experts * (1.0 - untouched)  # type: ignore[no-any-return]
+
+    def weight_bytes_read(self, stage_tokens: Num) -> Num:
+        """Dense weights plus the routed experts the step's tokens touch."""
+        return self.dense_weight_bytes + self.expert_bytes_read(stage_tokens)  # type: ignore[no-any-return]
+
+    def weight_read_s(self, stage_tokens: Num) -> Num:
+        """Time to stream them: the dense part at MBU, the experts at the (grouped-GEMM) expert MBU."""
+        bandwidth = self.peak_bandwidth_bytes_per_s
+        return (  # type: ignore[no-any-return]
+            self.dense_weight_bytes / (bandwidth * self.mbu)
+            + self.expert_bytes_read(stage_tokens) / (bandwidth * self.expert_mbu)
+        )
 
     def step_s(
         self,
@@ -160,7 +195,7 @@ class StepModel:
         n_tokens = n_decode + n_prefill
         stage_tokens = n_tokens / self.pp
         gpu_tokens = stage_tokens / self.dp
-        memory_s = self.weight_bytes_read(stage_tokens) / (self.peak_bandwidth_bytes_per_s * self.mbu)
+        memory_s = self.weight_read_s(stage_tokens)
         compute_s = (self.dense_flops_per_token * gpu_tokens + self.expert_flops_per_token * stage_tokens) / (
             self.peak_flops_per_s * self.mfu
         )
@@ -184,7 +219,10 @@ class StepModel:
         )
         attn_math_s = decode_pairs * self.attn_flops_per_pair / (self.peak_attn_flops_per_s * self.mfu)
         prefill_attn_s = (
-            prefill_attn_pairs / per_gpu * self.attn_flops_per_pair / (self.peak_attn_flops_per_s * self.mfu)
+            prefill_attn_pairs
+            / per_gpu
+            * self.prefill_attn_flops_per_pair
+            / (self.peak_attn_flops_per_s * self.mfu)
         )
         stage = (
             (memory_s * memory_s + compute_s * compute_s) ** 0.5
@@ -206,6 +244,7 @@ class StepModel:
         experts = float(self.num_experts + (self.num_experts == 0))
         keep = 1.0 - float(self.experts_per_token) / experts
         inv_bw = 1.0 / float(self.peak_bandwidth_bytes_per_s * self.mbu)
+        inv_expert_bw = 1.0 / float(self.peak_bandwidth_bytes_per_s * self.expert_mbu)
         dense_flops = float(self.dense_flops_per_token) / dp
         expert_flops = float(self.expert_flops_per_token)
         inv_flops = 1.0 / float(self.peak_flops_per_s * self.mfu)
@@ -227,6 +266,9 @@ class StepModel:
             / per_gpu
         )
         attn_math = float(self.attn_flops_per_pair / (self.peak_attn_flops_per_s * self.mfu)) / per_gpu
+        prefill_attn_math = (
+            float(self.prefill_attn_flops_per_pair / (self.peak_attn_flops_per_s * self.mfu)) / per_gpu
+        )
         overhead, per_seq = float(self.overhead_s), float(self.seq_overhead_s)
 
         def step(
@@ -237,14 +279,14 @@ class StepModel:
                 return 0.0
             stage_tokens = n_tokens / pp
             untouched = keep ** (stage_tokens if stage_tokens >= 1 else stage_tokens + 1.0)
-            memory_s = (dense_bytes + expert_bytes * (1.0 - untouched)) * inv_bw
+            memory_s = dense_bytes * inv_bw + expert_bytes * (1.0 - untouched) * inv_expert_bw
             compute_s = (dense_flops * stage_tokens + expert_flops * stage_tokens) * inv_flops
             read_s = decode_context_tokens * kv_read
             math_s = decode_context_tokens * attn_math
             stage = (
                 (memory_s * memory_s + compute_s * compute_s) ** 0.5
                 + (read_s * read_s + math_s * math_s) ** 0.5
-                + prefill_attn_pairs * attn_math
+                + prefill_attn_pairs * prefill_attn_math
                 + comm_fixed
                 + comm_per_gpu_token * stage_tokens / dp
             )
@@ -267,6 +309,7 @@ class StepModel:
 def efficiency_fields(eff: Efficiency) -> dict[str, Any]:
     return {
         "mbu": eff.mbu,
+        "expert_mbu": eff.expert_mbu,
         "mfu": eff.mfu,
         "attention_mbu": eff.attention_mbu,
         "overhead_s": eff.step_overhead_ms / 1e3,
@@ -325,14 +368,15 @@ def moe_layer_fraction(dep: Deployment) -> float:
     return min(1.0, layers / dep.model.layers)
 
 
-def attention_flops_per_pair(model: ModelSpec, context_tokens: int) -> float:
+def attention_flops_per_pair(model: ModelSpec, context_tokens: int, *, prefill: bool = False) -> float:
     """FLOPs of one (query, key) pair over all layers: QK^T and PV, 2 FLOPs per multiply-add each.
 
-    Multi-head latent attention works in the compressed latent (queries absorbed into kv_lora_rank plus the
-    rope part); sliding-window and chunked layers see at most their window of keys, which over a context of
-    `context_tokens` scales their share of pairs by window / context.
+    Multi-head latent attention decodes in the compressed latent (queries absorbed into kv_lora_rank plus the
+    rope part) but prefills with keys and values expanded to their heads, which is cheaper per pair when many
+    queries share them; sliding-window and chunked layers see at most their window of keys, which over a
+    context of `context_tokens` scales their share of pairs by window / context.
     """
-    if model.is_mla:
+    if model.is_mla and not prefill:
         per_layer = 2.0 * model.attention_heads * (2 * model.kv_lora_rank + model.qk_rope_head_dim)
     else:
         v_dim = model.v_head_dim or model.head_dim
@@ -373,6 +417,9 @@ def build_step_model(
         dense_flops_per_token=2.0 * active_dense / dep.tp / dep.pp,
         expert_flops_per_token=2.0 * k * per_expert / shards / dep.pp,
         attn_flops_per_pair=attention_flops_per_pair(model, context_tokens) / dep.tp / dep.pp,
+        prefill_attn_flops_per_pair=attention_flops_per_pair(model, context_tokens, prefill=True)
+        / dep.tp
+        / dep.pp,
         kv_bytes_per_token_gpu=kv_bytes_per_token_gpu(model, dep.tp, kv_elem, dep.pp, max(context_tokens, 1)),
         peak_bandwidth_bytes_per_s=gpu.memory_bandwidth_tbps * 1e12,
         peak_flops_per_s=(compute_tflops(gpu, quant, dep.engine) or 0.0) * 1e12,

@@ -246,9 +246,11 @@ def test_leave_one_source_out_error_holds_its_reported_figures(catalog: CatalogS
         assert figures["median_ape"] == pytest.approx(shipped.cv[kind]["median_ape"], rel=1e-6), kind
     cv = fresh.cv
     assert cv[THROUGHPUT]["rows"] >= 600
-    assert cv[THROUGHPUT]["median_ape"] <= 0.14
-    assert cv[THROUGHPUT]["p90_ape"] <= 0.47
-    assert cv["tpot_ms"]["median_ape"] <= 0.22
+    assert cv[THROUGHPUT]["median_ape"] <= 0.135
+    assert cv[THROUGHPUT]["p90_ape"] <= 0.45
+    assert cv["tpot_ms"]["rows"] >= 150
+    assert cv["tpot_ms"]["median_ape"] <= 0.21
     assert cv["tpot_ms"]["p90_ape"] <= 0.53
-    assert cv["ttft_ms"]["median_ape"] <= 0.30
-    assert cv["ttft_ms"]["p90_ape"] <= 0.78
+    assert cv["ttft_ms"]["rows"] >= 100
+    assert cv["ttft_ms"]["median_ape"] <= 0.31
+    assert cv["ttft_ms"]["p90_ape"] <= 0.85

@@ -23,7 +23,19 @@ from apps.planner.perf.step import StepModel, build_step_model
 from apps.planner.pipeline.capacity import max_rate_analytic, max_rate_simulated
 from apps.planner.pipeline.workload import LatencySlo
 
-EFF = Efficiency(0.6, 0.5, 0.8, 1.0, 20.0, 10.0, 0.7, 15.0, "test/test/test", "prior")
+EFF = Efficiency(
+    mbu=0.6,
+    expert_mbu=0.6,
+    mfu=0.5,
+    attention_mbu=0.8,
+    step_overhead_ms=1.0,
+    seq_overhead_us=20.0,
+    link_latency_us=10.0,
+    link_efficiency=0.7,
+    request_overhead_ms=15.0,
+    calibration_key="test/test/test",
+    basis="prior",
+)
 BANDS = {"output_tokens_per_s": Band(0.1, 0.3, 50, "test"), "ttft_ms": Band(0.2, 0.5, 20, "test"),
          "tpot_ms": Band(0.1, 0.3, 20, "test")}  # fmt: skip
 FAST = settings(max_examples=40, deadline=None)
