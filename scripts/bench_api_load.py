@@ -196,6 +196,8 @@ def main() -> int:
             print(
                 f"\n{CONNECTIONS} connections, {args.duration} s per group, gunicorn {args.workers} workers"
             )
+            # The figures depend on what else the machine runs: say how busy it was.
+            print(f"load average before (1/5/15 min): {_load()} on {os.cpu_count()} CPUs")
             print(
                 f"{'group':<8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'non-2xx':>8} {'errors':>7}"
             )
@@ -206,9 +208,13 @@ def main() -> int:
                     f"{stats['p99_ms']:>7.1f} {int(stats['non_2xx']):>8} {int(stats['errors']):>7}",
                     flush=True,
                 )
-            print(f"load average after: {' / '.join(f'{v:.1f}' for v in os.getloadavg())}")
+            print(f"load average after: {_load()}")
         _purge_planning_queue(args.redis_url)
     return 0
+
+
+def _load() -> str:
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _ids(base: str, token: str) -> dict[str, int]:

@@ -20,9 +20,22 @@ def recommendations_visible_to(*, user: AnyUser) -> QuerySet[Recommendation]:
     )
 
 
+# What a list of plans shows (API summaries, the plans page, the dashboard, a workload's page).
+SUMMARY_FIELDS = (
+    "id", "workload_id", "status", "error", "catalog_version", "measured_points", "best_option",
+    "created_at", "started_at", "finished_at", "workload__id", "workload__name",
+)  # fmt: skip
+
+
 def recommendation_list(*, user: AnyUser, workload_id: int | None = None) -> QuerySet[Recommendation]:
-    """Summaries only: a stored plan is ~170 KB of JSON, so lists read `best_option` and never the plan."""
-    qs = recommendations_visible_to(user=user).defer("result", "inputs")
+    """Summaries only: a stored plan is ~170 KB of JSON, so lists read `best_option` and never the plan (nor the
+    inputs, nor the workload's own JSON columns)."""
+    qs = (
+        recommendations_visible_to(user=user)
+        .select_related(None)
+        .select_related("workload")
+        .only(*SUMMARY_FIELDS)
+    )
     return qs.filter(workload_id=workload_id) if workload_id is not None else qs
 
 
