@@ -122,4 +122,6 @@ def _finished_run(worker: CeleryWorker, run_id: int, timeout_s: float) -> Benchm
 def _assert_ordered_percentiles(m: Any) -> None:
     for metric in ("ttft", "itl", "tpot", "e2e"):
         p50, p90, p95, p99 = (getattr(m, f"{metric}_p{p}_ms") for p in (50, 90, 95, 99))
-        assert 0 < p50 <= p90 <= p95 <= p99, metric
+        # Events the client reads in one socket read share a timestamp: on a loaded machine more than half of
+        # a few short streams' gaps can be 0, so ITL's median may be 0 where TTFT, TPOT and e2e cannot.
+        assert (0 <= p50 if metric == "itl" else 0 < p50) and p50 <= p90 <= p95 <= p99, metric
