@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.catalog import selectors as catalog
+from apps.planner.pipeline.workload import MIN_NONZERO_RATE_PER_S  # the planner's own floor
 from apps.workloads.histograms import MAX_TOKENS, last_filled_bin, support
 from apps.workloads.models import Workload
 
@@ -24,9 +25,6 @@ MAX_HISTOGRAM_COUNT = 10**15
 # Coefficient of variation of inter-arrival gaps: 0 is perfectly regular, 1 Poisson; real bursty traffic is a
 # few. Far above that is a mistake, and a gamma shape of 1/cv² near zero would only slow the simulation.
 MAX_BURSTINESS_CV = 100.0
-# Below this a rate is noise, not traffic: 5e-324 req/s is positive, yet the tokens it makes per month round to
-# nothing and the cost per token overflows to Infinity. An hour either has no traffic (0) or at least this much.
-MIN_NONZERO_RATE_PER_S = 1e-4
 MAX_EXACT_INT = 2**53  # every integer up to here converts to float exactly
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$"
 

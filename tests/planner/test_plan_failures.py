@@ -161,11 +161,11 @@ def test_a_stored_plan_input_with_a_denormal_rate_ends_finished_not_running(worl
     recommendation_compute(recommendation_id=recommendation.pk)
 
     recommendation.refresh_from_db()
-    assert recommendation.status in (PlanStatus.SUCCEEDED, PlanStatus.FAILED)
-    if recommendation.status == PlanStatus.SUCCEEDED:
-        assert json_problem(recommendation.result) is None
-    else:  # while the planner divides by a near-zero token volume
-        assert "check traffic.hourly_requests_per_s" in recommendation.error
+    assert recommendation.status == PlanStatus.FAILED
+    assert (
+        "traffic.hourly_requests_per_s[0] is 5e-324: an hour has no traffic (0) or at least 0.0001 requests/s"
+        in recommendation.error
+    )
 
 
 # ---------------------------------------------------------------------------------------------- beat's sweep

@@ -190,7 +190,7 @@ def api_monthly_cost_usd(api: ApiPriceSpec, volume: TokenVolume) -> float:
 
 def blended_usd_per_million_tokens(api: ApiPriceSpec, volume: TokenVolume) -> float:
     """The API's price per million tokens at this workload's input/output mix."""
-    if volume.total <= 0:
+    if volume.total < 1.0:  # under one token a month: no per-token figure
         return (api.input_usd_per_mtok + api.output_usd_per_mtok) / 2.0
     return api_monthly_cost_usd(api, volume) / (volume.total / 1e6)
 

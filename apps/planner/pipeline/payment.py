@@ -47,7 +47,7 @@ def costing_for(workload: WorkloadSpec) -> Costing:
 
 
 def _per_million(monthly_usd: float, volume: TokenVolume) -> float | None:
-    return round(monthly_usd / (volume.total / 1e6), 4) if volume.total > 0 else None
+    return round(monthly_usd / (volume.total / 1e6), 4) if volume.total >= 1.0 else None
 
 
 def _way(name: str, monthly_usd: float, volume: TokenVolume, **extra: Any) -> dict[str, Any]:

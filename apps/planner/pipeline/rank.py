@@ -163,7 +163,8 @@ def option(
     else:
         ttft95, itl95 = capacity.idle_ttft_p95_ms, capacity.idle_itl_p95_ms
     band = screened.band
-    cost_per_mtok = best.monthly_usd / (volume.total / 1e6) if volume.total else None
+    # Per-token figures need tokens: none for a volume under one token a month (it would divide by nothing).
+    cost_per_mtok = best.monthly_usd / (volume.total / 1e6) if volume.total >= 1.0 else None
     if position == 1:
         lead = "Cheapest option that holds the SLO"
     elif standing == 1:

@@ -14,6 +14,9 @@ from apps.planner.perf.batching import NO_PREFIX, LengthStats, PrefixCache
 from workers.engines import ENGINE_NAMES
 
 HOURS_PER_DAY = 24
+# Below this a rate is noise, not traffic: its monthly tokens round to nothing and every per-token figure and
+# simulated arrival overflows. The workload validator (apps/workloads/serializers.py) refuses it too.
+MIN_NONZERO_RATE_PER_S = 1e-4
 DAYS_PER_MONTH = 365.0 / 12.0  # 30.42: a month of 730 hours
 
 
@@ -154,6 +157,11 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
     for i, value in enumerate(hourly):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
             raise WorkloadError(f"traffic.hourly_requests_per_s[{i}] must be a non-negative number")
+        if 0 < value < MIN_NONZERO_RATE_PER_S:
+            raise WorkloadError(
+                f"traffic.hourly_requests_per_s[{i}] is {value!r}: an hour has no traffic (0) or at least "
+                f"{MIN_NONZERO_RATE_PER_S:g} requests/s"
+            )
         rates.append(float(value))
     slo = d["slo"]
     if not isinstance(slo, Mapping):
