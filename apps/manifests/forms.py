@@ -21,6 +21,15 @@ class BundleChoicesForm(forms.Form):
         required=False,
         initial="none",
     )
+    target = forms.ChoiceField(
+        choices=[
+            ("all", "Docker Compose and Kubernetes"),
+            ("compose", "Docker Compose only"),
+            ("kubernetes", "Kubernetes only"),
+        ],
+        required=False,
+        initial="all",
+    )
     namespace = forms.RegexField(
         r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
         required=False,
@@ -37,4 +46,5 @@ class BundleChoicesForm(forms.Form):
             use_keda=(data.get("autoscaler") or "keda") == "keda",
             overflow=(data.get("overflow") or "none") == "cheapest",
             namespace=data.get("namespace") or "llm",
+            target=data.get("target") or "all",
         )

@@ -47,6 +47,13 @@ class BundleRequest:
     max_model_len: int  # longest prompt + longest output of the workload
     max_num_seqs: int
     weights_gb: float  # the checkpoint's size: download and load budgets come from it
+    # The replica's other degrees, as the planner means them (apps/planner/perf/deployment.py Deployment):
+    # pipeline stages, data-parallel attention groups of tp GPUs each, the expert-parallel degree of the MoE
+    # layers (dividing tp x dp), and the hosts the replica spans (a LeaderWorkerSet when more than one).
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    nodes: int = 1
     # The checkpoint holds 16-bit weights the engine quantizes while loading (apps.catalog.checkpoints).
     quantize_on_load: bool = False
     checkpoint_source: str = ""  # where the checkpoint is published (README), "" when the operator chose
@@ -76,6 +83,15 @@ class BundleRequest:
     rank: int = 1
     monthly_cost_usd: float | None = None
 
+    @property
+    def gpus(self) -> int:
+        """GPUs of one replica, over all its hosts."""
+        return self.tp * self.pp * self.dp
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.gpus // self.nodes if self.nodes > 0 else self.gpus
+
     def __post_init__(self) -> None:
         problems = list(self._problems())
         if problems:
@@ -91,8 +107,10 @@ class BundleRequest:
             )
         if any(not isinstance(r, int) or isinstance(r, bool) or r < 0 for r in self.replicas_by_hour):
             problems.append("replicas_by_hour must hold non-negative integers")
-        if self.tp < 1:
-            problems.append("tp must be at least 1")
+        if min(self.tp, self.pp, self.dp, self.ep, self.nodes) < 1:
+            problems.append("tp, pp, dp, ep and nodes must be at least 1")
+        else:
+            problems += self._parallel_problems()
         if self.min_replicas < 1:
             # The queue metric only exists while a replica runs; scale-from-zero needs a request-rate
             # keep-alive trigger and a gateway that holds the first request, which this bundle does not emit.
@@ -118,4 +136,16 @@ class BundleRequest:
             problems.append(
                 "drain_s must be >= 0, first_token_timeout_s and queue_threshold_per_replica >= 1"
             )
+        return problems
+
+    def _parallel_problems(self) -> list[str]:
+        problems = []
+        if (self.tp * self.dp) % self.ep:
+            problems.append(f"ep {self.ep} must divide tp x dp ({self.tp * self.dp})")
+        if self.gpus % self.nodes:
+            problems.append(
+                f"the replica's {self.gpus} GPUs (tp x pp x dp) do not split evenly over {self.nodes} nodes"
+            )
+        if self.gpu == "cpu" and max(self.pp, self.dp, self.ep, self.nodes) > 1:
+            problems.append("a cpu replica runs on one host, without pipeline, data or expert parallelism")
         return problems

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.catalog.selectors import catalog_snapshot
-from apps.manifests.build import ManifestError, build_bundle, request_from_plan
+from apps.manifests.build import BundleTarget, ManifestError, build_bundle, request_from_plan
 from apps.manifests.bundle import zip_bundle
 from apps.manifests.validate import Problem, validate_bundle
 from apps.planner.models import PlanStatus, Recommendation
@@ -29,6 +29,7 @@ class BundleChoices:
     overflow: bool | dict[str, Any] = False  # True: the cheapest hosted alternative the planner listed
     namespace: str = "llm"
     model_path: str | None = None
+    target: BundleTarget = "all"  # both, or only the Compose or the Kubernetes files
 
 
 def manifest_bundle_build(*, recommendation: Recommendation, choices: BundleChoices) -> dict[str, str]:
@@ -56,7 +57,10 @@ def manifest_bundle_build(*, recommendation: Recommendation, choices: BundleChoi
         )
     except ManifestError as exc:
         raise BundleUnavailable(str(exc), field="overflow" if "overflow" in str(exc) else "option") from exc
-    files = build_bundle(request)
+    try:
+        files = build_bundle(request, target=choices.target)
+    except ManifestError as exc:  # e.g. Compose for a replica that spans nodes
+        raise BundleUnavailable(str(exc), field="target") from exc
     problems = validate_bundle(files)
     if problems:
         raise BundleUnavailable(

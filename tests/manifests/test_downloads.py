@@ -54,6 +54,21 @@ def test_hpa_and_overflow_choices_change_the_bundle(world: TeamWorld, planned: R
     assert "litellm/config.yaml" in files
 
 
+def test_the_target_choice_picks_the_compose_or_the_kubernetes_files(
+    world: TeamWorld, planned: Recommendation
+) -> None:
+    api = world.api_for(world.alice)
+    url = f"/api/v1/recommendations/{planned.pk}/manifests.zip"
+
+    only_k8s = _files(api.get(f"{url}?target=kubernetes").content)
+    only_compose = _files(api.get(f"{url}?target=compose").content)
+
+    assert "compose.yaml" not in only_k8s
+    assert "k8s/20-deployment.yaml" in only_k8s
+    assert "compose.yaml" in only_compose
+    assert not any(p.startswith("k8s/") for p in only_compose)
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -61,6 +76,7 @@ def test_hpa_and_overflow_choices_change_the_bundle(world: TeamWorld, planned: R
         ("option=zero", "option"),
         ("autoscaler=cron", "autoscaler"),
         ("namespace=Bad_NS", "namespace"),
+        ("target=helm", "target"),
     ],
 )
 def test_bad_choices_get_400_naming_the_field(
