@@ -21,6 +21,12 @@ class ManifestZipApi(APIView):
             OpenApiParameter("overflow", OpenApiTypes.STR, enum=["none", "cheapest"]),
             OpenApiParameter("namespace", OpenApiTypes.STR),
             OpenApiParameter(
+                "mixed",
+                OpenApiTypes.INT,
+                description="The plan's mixed fleet N (mixed_fleets[N]) instead of an option: one deployment "
+                "per GPU type and the LiteLLM router between them (Kubernetes only).",
+            ),
+            OpenApiParameter(
                 "target",
                 OpenApiTypes.STR,
                 enum=["all", "compose", "kubernetes"],

@@ -21,6 +21,11 @@ class BundleChoicesForm(forms.Form):
         required=False,
         initial="none",
     )
+    mixed = forms.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="The plan's mixed fleet N (0 the cheapest) instead of a single option",
+    )
     target = forms.ChoiceField(
         choices=[
             ("all", "Docker Compose and Kubernetes"),
@@ -47,4 +52,5 @@ class BundleChoicesForm(forms.Form):
             overflow=(data.get("overflow") or "none") == "cheapest",
             namespace=data.get("namespace") or "llm",
             target=data.get("target") or "all",
+            mixed=data.get("mixed"),
         )

@@ -434,8 +434,9 @@ def scaled_object(layout: Layout) -> Doc:
                     "query": queue_query(layout),
                     "threshold": str(layout.request.queue_threshold_per_replica),
                     # A query that matches no series is an error (KEDA then holds `fallback.replicas`), never
-                    # a silent 0: a metric the engine does not export must not look like an empty queue.
-                    "ignoreNullValues": "false",
+                    # a silent 0: a metric the engine does not export must not look like an empty queue. A
+                    # deployment scheduled down to zero has no series off its hours, which is no error.
+                    "ignoreNullValues": "true" if layout.floor == 0 else "false",
                 },
             }
         )
@@ -447,7 +448,7 @@ def scaled_object(layout: Layout) -> Doc:
         "minReplicaCount": layout.floor,
         "maxReplicaCount": layout.max_replicas,
     }
-    if layout.definition.queue_metric:
+    if layout.definition.queue_metric and layout.floor > 0:
         # If Prometheus stops answering, hold the planned peak rather than whatever the last reading implied.
         spec["fallback"] = {"failureThreshold": 3, "replicas": layout.peak}
     spec |= {"advanced": {"horizontalPodAutoscalerConfig": {"behavior": _behavior()}}, "triggers": triggers}
@@ -525,8 +526,9 @@ def router_config_map(layout: Layout, config_text: str) -> Doc:
 
 
 def router_deployment(
-    layout: Layout, *, image: str, env: dict[str, str], api_key_env: str, config_text: str
+    layout: Layout, *, image: str, env: dict[str, str], api_key_env: str | None, config_text: str
 ) -> Doc:
+    """The LiteLLM router; api_key_env names the hosted provider's key when it overflows to one."""
     names = layout.names
     container: Doc = {
         "name": "litellm",
@@ -536,7 +538,7 @@ def router_deployment(
         "env": [
             *({"name": key, "value": kube_escape(value)} for key, value in env.items()),
             _secret_env("LITELLM_MASTER_KEY", names.router_secret, ROUTER_MASTER_KEY),
-            _secret_env(api_key_env, names.router_secret, ROUTER_PROVIDER_KEY),
+            *([_secret_env(api_key_env, names.router_secret, ROUTER_PROVIDER_KEY)] if api_key_env else []),
         ],
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         "volumeMounts": [{"name": "config", "mountPath": ROUTER_CONFIG_DIR, "readOnly": True}],

@@ -223,6 +223,13 @@ def _autoscaler(request: BundleRequest, definition: EngineDefinition, has_window
     return "hpa" if definition.queue_metric else "none"
 
 
+def _base_name(request: BundleRequest) -> str:
+    if not request.name_suffix:
+        return naming.k8s_name(request.workload_name)
+    suffix = f"-{request.name_suffix}"
+    return naming.k8s_name(request.workload_name, max_len=40 - len(suffix)) + suffix
+
+
 def layout_for(request: BundleRequest) -> Layout:
     definition = ENGINES[request.engine]
     accelerator = hardware.accelerator_for(request.gpu, request.gpus_per_node)
@@ -254,7 +261,7 @@ def layout_for(request: BundleRequest) -> Layout:
     max_replicas = request.max_replicas or peak + max(1, math.ceil(peak * 0.25))
     names = Names(
         namespace=naming.k8s_name(request.namespace, max_len=63),
-        base=naming.k8s_name(request.workload_name),
+        base=_base_name(request),
         container=request.engine,
     )
     return Layout(

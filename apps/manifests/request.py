@@ -12,6 +12,7 @@ from workers.engines import ENGINE_NAMES
 
 HOURS_PER_DAY = 24
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 
@@ -58,7 +59,9 @@ class BundleRequest:
     quantize_on_load: bool = False
     checkpoint_source: str = ""  # where the checkpoint is published (README), "" when the operator chose
     checkpoint_file: str | None = None  # the one file to fetch from checkpoint_source (GGUF)
-    min_replicas: int = 1
+    min_replicas: int = (
+        1  # 0 only for one deployment of a by-hour mixed fleet (its other GPU serves meanwhile)
+    )
     max_replicas: int | None = None  # None: the planned peak plus a quarter for bursts
     namespace: str = "llm"
     gpu_memory_fraction: float = 0.90
@@ -82,6 +85,8 @@ class BundleRequest:
     image: str | None = None  # None: the engine's pinned image for this accelerator
     rank: int = 1
     monthly_cost_usd: float | None = None
+    # One deployment of a mixed fleet: appended to the object names so both deployments share a namespace.
+    name_suffix: str = ""
 
     @property
     def gpus(self) -> int:
@@ -111,10 +116,15 @@ class BundleRequest:
             problems.append("tp, pp, dp, ep and nodes must be at least 1")
         else:
             problems += self._parallel_problems()
-        if self.min_replicas < 1:
-            # The queue metric only exists while a replica runs; scale-from-zero needs a request-rate
-            # keep-alive trigger and a gateway that holds the first request, which this bundle does not emit.
-            problems.append("min_replicas must be at least 1")
+        if self.min_replicas < 0 or (
+            self.min_replicas == 0 and not (self.use_keda and any(self.replicas_by_hour))
+        ):
+            # The queue metric only exists while a replica runs, so nothing but a schedule (KEDA cron) can bring
+            # a replica back from zero; requests meanwhile need somewhere else to go (a mixed fleet's router
+            # sends them to its other deployment).
+            problems.append(
+                "min_replicas must be at least 1, or 0 with KEDA and a schedule that has replicas"
+            )
         if self.max_replicas is not None and self.max_replicas < max(self.min_replicas, 1):
             problems.append("max_replicas must be at least min_replicas")
         if self.max_model_len < 16 or self.max_num_seqs < 1:
@@ -128,6 +138,8 @@ class BundleRequest:
         # Operator-supplied names that become object fields (not just values) must already be well formed.
         if self.storage_class is not None and not _DNS_SUBDOMAIN.match(self.storage_class):
             problems.append(f"storage_class {self.storage_class!r} is not a valid StorageClass name")
+        if self.name_suffix and not _DNS_LABEL.match(self.name_suffix):
+            problems.append(f"name_suffix {self.name_suffix!r} is not a DNS label")
         if not _URL.match(self.prometheus_url):
             problems.append(f"prometheus_url {self.prometheus_url!r} is not a plain http(s) URL")
         if self.image is not None and not _IMAGE.match(self.image):

@@ -108,11 +108,12 @@ def cheapest_overflow(api_alternatives: Iterable[Mapping[str, Any]]) -> Overflow
     )
 
 
-def _self_hosted_params(layout: Layout) -> dict[str, Any]:
+def self_hosted_params(layout: Layout, *, base_env: str = SELF_HOSTED_BASE_ENV) -> dict[str, Any]:
+    """LiteLLM parameters of one self-hosted deployment, its address read from `base_env`."""
     request = layout.request
     params: dict[str, Any] = {
         "model": f"openai/{layout.served_model_id}",
-        "api_base": f"os.environ/{SELF_HOSTED_BASE_ENV}",
+        "api_base": f"os.environ/{base_env}",
         "api_key": f"os.environ/{SELF_HOSTED_KEY_ENV}",
         # Streaming: a request waiting this long for its first chunk is better served by the hosted model.
         "stream_timeout": request.first_token_timeout_s,
@@ -140,7 +141,7 @@ def litellm_config(layout: Layout, overflow: OverflowTarget) -> dict[str, Any]:
     hosted = f"{primary}{OVERFLOW_SUFFIX}"
     return {
         "model_list": [
-            {"model_name": primary, "litellm_params": _self_hosted_params(layout)},
+            {"model_name": primary, "litellm_params": self_hosted_params(layout)},
             {"model_name": hosted, "litellm_params": _hosted_params(overflow)},
         ],
         "router_settings": {

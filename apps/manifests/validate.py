@@ -506,7 +506,8 @@ def _queue_metric_problems(doc: dict[str, Any], label: str, deployments: dict[An
                 problems.append(
                     Problem(label, where, f"the engine exports {metric} only with {switch}, which it lacks")
                 )
-        if str(metadata.get("ignoreNullValues", "true")).lower() != "false":
+        scheduled_to_zero = spec.get("minReplicaCount") == 0 and "fallback" not in spec
+        if str(metadata.get("ignoreNullValues", "true")).lower() != "false" and not scheduled_to_zero:
             problems.append(
                 Problem(
                     label, f"{where}.ignoreNullValues", "a missing metric must be an error, not a silent 0"

@@ -46,7 +46,9 @@ def _r1_plan() -> dict[str, Any]:
 
 
 def _option(engine: str, parallelism: str) -> dict[str, Any]:
-    options = [o for o in _r1_plan()["options"] if o["engine"] == engine and o["parallelism"] == parallelism]
+    options: list[dict[str, Any]] = [
+        o for o in _r1_plan()["options"] if o["engine"] == engine and o["parallelism"] == parallelism
+    ]
     assert options, [(o["engine"], o["parallelism"]) for o in _r1_plan()["options"]]
     return options[0]
 
