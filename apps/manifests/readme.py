@@ -260,11 +260,21 @@ def _queue_metric_lines(layout: Layout) -> list[str]:
         if facts and facts.metrics_enabled_by
         else ""
     )
-    return [
-        "",
+    source = (
         f"The queue trigger reads `{queue}` from `{layout.definition.metrics_path}` "
         f"({facts.metrics_source if facts else 'the engine'}).{enabled} "
-        "If Prometheus has no series for it (the metric is missing, or scraping fails), KEDA reports the "
+    )
+    if layout.floor == 0:
+        return [
+            "",
+            source + "Off its scheduled hours this deployment has no replica and so no series, which is no "
+            'error (`ignoreNullValues: "true"`, no fallback that would wake it): only the schedule brings it '
+            "back, and the router sends requests to the other deployment meanwhile.",
+        ]
+    return [
+        "",
+        source
+        + "If Prometheus has no series for it (the metric is missing, or scraping fails), KEDA reports the "
         f'trigger as failing (`ignoreNullValues: "false"`) and holds the fallback of {layout.peak} '
         "replica(s) after three failed polls: check `kubectl describe scaledobject` for that error.",
     ]

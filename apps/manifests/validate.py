@@ -636,6 +636,7 @@ def litellm_problems(doc: Any, label: str = "litellm/config.yaml") -> list[Probl
             problems.append(
                 Problem(label, f"model_list.{i}.litellm_params.api_key", "keys must be os.environ/NAME")
             )
+    problems += _ordered_group_problems(doc, label)
     master = (doc.get("general_settings") or {}).get("master_key")
     if master is not None and not str(master).startswith("os.environ/"):
         problems.append(Problem(label, "general_settings.master_key", "keys must be os.environ/NAME"))
@@ -645,6 +646,37 @@ def litellm_problems(doc: Any, label: str = "litellm/config.yaml") -> list[Probl
                 problems.append(
                     Problem(label, f"router_settings.fallbacks.{i}", "names a model not in model_list")
                 )
+    return problems
+
+
+def _ordered_group_problems(doc: dict[str, Any], label: str) -> list[Problem]:
+    """A model group routed by `order` and input length (a mixed fleet by length) only routes so when LiteLLM
+    checks lengths before the call and every deployment states its own limit: LiteLLM registers the model info
+    of deployments sharing a model under that model's name, so one without a limit inherits another's."""
+    ordered = [
+        (i, entry)
+        for i, entry in enumerate(doc["model_list"])
+        if (entry.get("litellm_params") or {}).get("order") is not None
+    ]
+    if not ordered:
+        return []
+    problems = []
+    if (doc.get("router_settings") or {}).get("enable_pre_call_checks") is not True:
+        problems.append(
+            Problem(
+                label, "router_settings.enable_pre_call_checks", "ordered deployments need pre-call checks"
+            )
+        )
+    for i, entry in ordered:
+        limit = (entry.get("model_info") or {}).get("max_input_tokens")
+        if not isinstance(limit, int) or limit < 1:
+            problems.append(
+                Problem(
+                    label,
+                    f"model_list.{i}.model_info",
+                    "an ordered deployment needs its own max_input_tokens",
+                )
+            )
     return problems
 
 

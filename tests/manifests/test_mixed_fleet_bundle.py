@@ -266,3 +266,19 @@ def test_a_by_hour_fleet_needs_keda() -> None:
     index = next(i for i, m in enumerate(result["mixed_fleets"]) if m["kind"] == "by_hour")
     with pytest.raises(ManifestError, match="needs KEDA"):
         build_mixed_bundle(result, DAY_NIGHT_WORKLOAD, index, use_keda=False)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["router_settings"].update(enable_pre_call_checks=False), "need pre-call checks"),
+        (lambda c: c["model_list"][1]["model_info"].pop("max_input_tokens"), "its own max_input_tokens"),
+    ],
+)
+def test_the_validator_catches_a_length_router_that_would_not_route(edit: Any, message: str) -> None:
+    config = yamlio.load(_files()["litellm/config.yaml"])
+    edit(config)
+
+    problems = validate_bundle({**_files(), "litellm/config.yaml": yamlio.dump(config)})
+
+    assert any(message in str(p) for p in problems), [str(p) for p in problems]
