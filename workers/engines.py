@@ -253,6 +253,14 @@ SGLANG_DIST_INIT_PORT = 20000
 _NODE_RANK = re.compile(r"^(0|[1-9][0-9]*|\$\([A-Z_][A-Z0-9_]*\))$")
 
 
+def can_split(engine: str, dimension: str) -> bool:
+    """Whether the engine's pinned release can run a replica split by `dimension` ("pipeline", "data",
+    "expert" or "nodes"), so a planner can propose only layouts the bundles can deploy."""
+    if dimension not in _DIMENSION_NAMES:
+        raise ValueError(f"unknown dimension {dimension!r}; known: {', '.join(_DIMENSION_NAMES)}")
+    return dimension in _PARALLEL_DIMENSIONS.get(engine, frozenset())
+
+
 def _dimensions(config: ServeConfig) -> list[str]:
     used = []
     if config.pipeline_parallel > 1:

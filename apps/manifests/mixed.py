@@ -145,14 +145,8 @@ def litellm_mixed_config(fleet: Mapping[str, Any], parts: list[MixedPart]) -> di
         }
     return {
         "model_list": model_list,
-        "router_settings": {
-            "routing_strategy": "simple-shuffle",
-            # by_length: the context-window check is the routing rule; by_hour: it keeps rpm caps honest
-            "enable_pre_call_checks": True,
-            "num_retries": 0,
-            "allowed_fails": 3,
-            "cooldown_time": 30,
-        },
+        # by_length: the pre-call length check is the routing rule; by_hour: it keeps the rpm caps honest
+        "router_settings": router.router_settings(),
         "litellm_settings": {"drop_params": True},
         "general_settings": general,
     }

@@ -75,9 +75,14 @@ def _edit_section(layout: Layout, files: list[str]) -> list[str]:
     )
     lines = ["## Before you apply: the few things to edit", "", *_model_section(layout, files)]
     if layout.downloads:
+        compose_too = (
+            "; Compose reads `HF_TOKEN` from your shell and refuses to start without it"
+            if "compose.yaml" in files
+            else ""
+        )
         lines.append(
             f"2. **Hugging Face token.** Kubernetes reads Secret `{layout.hf_secret}` (key `token`) in namespace "
-            f"`{names.namespace}`; Compose reads `HF_TOKEN` from your shell and refuses to start without it. "
+            f"`{names.namespace}`{compose_too}. "
             "Gated models (Llama, Gemma) need a token whose account accepted the licence."
         )
     else:

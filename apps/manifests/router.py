@@ -136,6 +136,19 @@ def _hosted_params(overflow: OverflowTarget) -> dict[str, Any]:
     return params
 
 
+def router_settings() -> dict[str, Any]:
+    """What every router of a bundle sets: caps and lengths checked before the call (`enable_pre_call_checks`),
+    and no retries on a self-hosted group, so a capped or failing engine goes straight to what follows it (the
+    fallback, or the next `order`); three failures a minute cool a deployment down for 30 s."""
+    return {
+        "routing_strategy": "simple-shuffle",
+        "enable_pre_call_checks": True,
+        "num_retries": 0,
+        "allowed_fails": 3,
+        "cooldown_time": 30,
+    }
+
+
 def litellm_config(layout: Layout, overflow: OverflowTarget) -> dict[str, Any]:
     primary = layout.request.served_name
     hosted = f"{primary}{OVERFLOW_SUFFIX}"
@@ -145,12 +158,7 @@ def litellm_config(layout: Layout, overflow: OverflowTarget) -> dict[str, Any]:
             {"model_name": hosted, "litellm_params": _hosted_params(overflow)},
         ],
         "router_settings": {
-            "routing_strategy": "simple-shuffle",
-            "enable_pre_call_checks": True,
-            # No retries on the self-hosted group: a capped or failing engine goes straight to the fallback.
-            "num_retries": 0,
-            "allowed_fails": 3,
-            "cooldown_time": 30,
+            **router_settings(),
             "fallbacks": [{primary: [hosted]}],
             # A prompt longer than the engine's max model length fails fast there; the hosted model may take it.
             "context_window_fallbacks": [{primary: [hosted]}],

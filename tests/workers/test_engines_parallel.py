@@ -8,6 +8,7 @@ from workers.engines import (
     SGLANG_DIST_INIT_PORT,
     ServeConfig,
     UnsupportedCandidate,
+    can_split,
     engine_files,
     serve_args,
     trtllm_options,
@@ -119,3 +120,13 @@ def test_layouts_an_engine_cannot_express_are_refused(
 ) -> None:
     with pytest.raises(UnsupportedCandidate, match=reason):
         serve_args(_config(engine, **changes))
+
+
+def test_what_each_engine_can_split_by_is_public_for_the_planner() -> None:
+    assert can_split("vllm", "nodes")
+    assert can_split("sglang", "expert")
+    assert can_split("trtllm", "data")
+    assert not can_split("trtllm", "nodes")
+    assert not can_split("tgi", "pipeline")
+    with pytest.raises(ValueError, match="unknown dimension"):
+        can_split("vllm", "context")
