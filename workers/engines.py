@@ -6,6 +6,8 @@ was measured is what gets deployed (tests/manifests check the parity).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -54,14 +56,6 @@ class EngineDefinition:
 # Files some engines read their settings from, mounted here in containers (ServeConfig.config_dir).
 ENGINE_CONFIG_DIR = "/etc/llm-engine"
 TRTLLM_OPTIONS_FILE = "trtllm-extra-llm-api-options.yaml"
-# trtllm-serve creates its Prometheus collector (and /prometheus/metrics) only with return_perf_metrics, and
-# the PyTorch backend fills the queue gauges only with iteration statistics on
-# (tensorrt_llm/serve/openai_server.py; workers/release_data/engines.json).
-_TRTLLM_OPTIONS = (
-    "# Read by trtllm-serve --extra_llm_api_options: /prometheus/metrics and its queue gauges need both.\n"
-    "return_perf_metrics: true\n"
-    "enable_iter_perf_stats: true\n"
-)
 
 
 @dataclass(frozen=True)
@@ -76,6 +70,18 @@ class ServeConfig:
     # the checkpoint is already in `quantization` and its own config says so; engines detect the format.
     quantize_on_load: bool = False
     tensor_parallel: int = 1
+    # The replica's other degrees, as the planner means them (apps/planner/perf/deployment.py): pipeline
+    # stages, data-parallel attention groups inside the replica (each with tensor_parallel GPUs), and the
+    # expert-parallel degree of the MoE layers (dividing tensor_parallel x data_parallel).
+    pipeline_parallel: int = 1
+    data_parallel: int = 1
+    expert_parallel: int = 1
+    # A replica spanning hosts: every host runs the engine with the same arguments but its own node_rank;
+    # node 0 serves the API and the others join it at leader_address. node_rank is text so a manifest can pass
+    # a reference the pod expands ("$(LWS_WORKER_INDEX)"); leader_address likewise ("$(LWS_LEADER_ADDRESS)").
+    nnodes: int = 1
+    node_rank: str = "0"
+    leader_address: str | None = None
     max_model_len: int = 8192
     max_num_seqs: int = 256
     gpu_memory_fraction: float = 0.90
@@ -99,6 +105,14 @@ class ServeConfig:
     @property
     def effective_port(self) -> int:
         return self.port if self.port is not None else self.definition.port
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor_parallel * self.pipeline_parallel * self.data_parallel
+
+    @property
+    def is_leader(self) -> bool:
+        return self.node_rank == "0"
 
 
 class _Startup(NamedTuple):
@@ -203,6 +217,102 @@ class UnsupportedCandidate(InvalidSpec):
     """
 
 
+# What each engine can split a replica by beyond tensor parallelism, read from the pinned releases (the flags in
+# workers/release_data/flags/, their parsers in the wheels named there):
+# - vLLM 0.33: --pipeline-parallel-size, --data-parallel-size, --enable-expert-parallel (EP over all TP x DP
+#   ranks: vllm/config/parallel.py), hosts joined natively with --nnodes/--node-rank/--master-addr and --headless
+#   on the others ("mp" backend; vllm/config/parallel.py, vllm/entrypoints/cli/serve.py run_headless).
+# - SGLang 0.5.23: --pp-size, --attn-dp-size (attention DP inside the TP group; the deprecated spelling was
+#   --dp-size N --enable-dp-attention), --ep-size, hosts joined with --nnodes/--node-rank/--dist-init-addr
+#   (sglang/srt/arg_groups/fields/parallel.py).
+# - TensorRT-LLM 1.2: --pp_size, --ep_size, attention DP as enable_attention_dp in the LLM-API options file; a
+#   replica across hosts needs one MPI world (srun/mpirun with trtllm-llmapi-launch, trtllm-serve's docs), which
+#   one container per host cannot form.
+_PARALLEL_DIMENSIONS: dict[str, frozenset[str]] = {
+    "vllm": frozenset({"pipeline", "data", "expert", "nodes"}),
+    "sglang": frozenset({"pipeline", "data", "expert", "nodes"}),
+    "trtllm": frozenset({"pipeline", "data", "expert"}),
+}
+_PARALLEL_REFUSALS = {
+    "tgi": "its launcher shards a model by tensor only (--num-shard; launcher/src/main.rs)",
+    "llamacpp": "llama-server splits a model over the GPUs of one host only (--split-mode)",
+    "transformers": "transformers serve runs a model on one device",
+    "trtllm": "trtllm-serve spans hosts only inside one MPI world (srun or mpirun with trtllm-llmapi-launch, "
+    "per its documentation), which one container per host cannot form",
+}
+_DIMENSION_NAMES = {
+    "pipeline": "pipeline parallelism",
+    "data": "data-parallel attention",
+    "expert": "expert parallelism",
+    "nodes": "a replica across hosts",
+}
+# Ports the hosts of one replica meet on (the engines' documented defaults): vLLM's torch.distributed master
+# port (ParallelConfig.master_port) and the port SGLang's multi-node examples give --dist-init-addr.
+VLLM_MASTER_PORT = 29501
+SGLANG_DIST_INIT_PORT = 20000
+_NODE_RANK = re.compile(r"^(0|[1-9][0-9]*|\$\([A-Z_][A-Z0-9_]*\))$")
+
+
+def can_split(engine: str, dimension: str) -> bool:
+    """Whether the engine's pinned release can run a replica split by `dimension` ("pipeline", "data",
+    "expert" or "nodes"), so a planner can propose only layouts the bundles can deploy."""
+    if dimension not in _DIMENSION_NAMES:
+        raise ValueError(f"unknown dimension {dimension!r}; known: {', '.join(_DIMENSION_NAMES)}")
+    return dimension in _PARALLEL_DIMENSIONS.get(engine, frozenset())
+
+
+def _dimensions(config: ServeConfig) -> list[str]:
+    used = []
+    if config.pipeline_parallel > 1:
+        used.append("pipeline")
+    if config.data_parallel > 1:
+        used.append("data")
+    if config.expert_parallel > 1:
+        used.append("expert")
+    if config.nnodes > 1:
+        used.append("nodes")
+    return used
+
+
+def _check_parallelism(config: ServeConfig) -> None:
+    definition = config.definition
+    degrees = (config.pipeline_parallel, config.data_parallel, config.expert_parallel, config.nnodes)
+    if min(degrees) < 1:
+        raise UnsupportedCandidate("pipeline, data, expert parallel degrees and nnodes must be at least 1")
+    supported = _PARALLEL_DIMENSIONS.get(config.engine, frozenset())
+    for dimension in _dimensions(config):
+        if dimension not in supported:
+            raise UnsupportedCandidate(
+                f"{definition.display_name} {definition.version} cannot run {_DIMENSION_NAMES[dimension]}: "
+                f"{_PARALLEL_REFUSALS[config.engine]}"
+            )
+    attention_ranks = config.tensor_parallel * config.data_parallel
+    if config.expert_parallel > 1 and attention_ranks % config.expert_parallel:
+        raise UnsupportedCandidate(
+            f"expert parallelism {config.expert_parallel} must divide tensor x data parallelism ({attention_ranks})"
+        )
+    if config.engine == "vllm" and config.expert_parallel not in (1, attention_ranks):
+        # --enable-expert-parallel shards the experts over every TP x DP rank; there is no smaller EP group.
+        raise UnsupportedCandidate(
+            f"vLLM's expert parallelism spans all {attention_ranks} tensor x data-parallel ranks, "
+            f"not {config.expert_parallel}"
+        )
+    if config.engine == "trtllm" and config.data_parallel > 1 and config.tensor_parallel > 1:
+        # enable_attention_dp makes every rank of --tp_size its own attention group: no TP inside a DP group.
+        raise UnsupportedCandidate(
+            "TensorRT-LLM's attention data parallelism gives each rank its own attention group; "
+            f"tensor parallelism {config.tensor_parallel} inside each of {config.data_parallel} groups is not expressible"
+        )
+    if config.gpus % config.nnodes:
+        raise UnsupportedCandidate(f"{config.gpus} GPUs do not split evenly over {config.nnodes} hosts")
+    if not _NODE_RANK.match(config.node_rank):
+        raise UnsupportedCandidate(f"node_rank {config.node_rank!r} is neither a number nor a $(VARIABLE)")
+    if config.nnodes > 1 and not config.leader_address:
+        raise UnsupportedCandidate("a replica across hosts needs the leader's address")
+    if config.nnodes == 1 and not config.is_leader:
+        raise UnsupportedCandidate("node_rank must be 0 on a single host")
+
+
 def check_supported(config: ServeConfig) -> None:
     if config.engine not in ENGINES:
         raise UnsupportedCandidate(f"unknown engine {config.engine!r}; known: {', '.join(ENGINE_NAMES)}")
@@ -223,6 +333,7 @@ def check_supported(config: ServeConfig) -> None:
         raise UnsupportedCandidate(f"{definition.display_name} does not run on {config.device}")
     if config.tensor_parallel < 1:
         raise UnsupportedCandidate("tensor_parallel must be at least 1")
+    _check_parallelism(config)
     if config.max_model_len < 1 or config.max_num_seqs < 1:
         raise UnsupportedCandidate("max_model_len and max_num_seqs must be at least 1")
     if not 0.0 < config.gpu_memory_fraction <= 1.0:
@@ -273,8 +384,47 @@ def engine_files(config: ServeConfig) -> dict[str, str]:
     ConfigMap in Kubernetes, a bind mount in Compose."""
     check_supported(config)
     if config.engine == "trtllm":
-        return {f"{config.config_dir}/{TRTLLM_OPTIONS_FILE}": _TRTLLM_OPTIONS}
+        return {f"{config.config_dir}/{TRTLLM_OPTIONS_FILE}": trtllm_options_text(config)}
     return {}
+
+
+def trtllm_options(config: ServeConfig) -> dict[str, object]:
+    """trtllm-serve's --extra_llm_api_options: LLM-API fields the command line has no flag for.
+
+    The file's top-level keys replace trtllm-serve's own (tensorrt_llm/llmapi/llm_utils.py,
+    update_llm_args_with_extra_dict: `llm_args | llm_args_dict`), so kv_cache_config repeats the memory
+    fraction the command line also gives. Keys are held against the release's list in the tests.
+    """
+    options: dict[str, object] = {
+        # /prometheus/metrics and its queue gauges need both (tensorrt_llm/serve/openai_server.py).
+        "return_perf_metrics": True,
+        "enable_iter_perf_stats": True,
+        # Prefix caching is KV block reuse; explicit in both directions.
+        "kv_cache_config": {
+            "enable_block_reuse": config.prefix_caching,
+            "free_gpu_memory_fraction": round(config.gpu_memory_fraction, 2),
+        },
+    }
+    if config.data_parallel > 1:
+        options["enable_attention_dp"] = True
+    return options
+
+
+def trtllm_options_text(config: ServeConfig) -> str:
+    lines = ["# Read by trtllm-serve --extra_llm_api_options; see workers/engines.py trtllm_options."]
+    for key, value in trtllm_options(config).items():
+        if isinstance(value, dict):
+            lines.append(f"{key}:")
+            lines += [f"  {sub}: {_yaml_scalar(v)}" for sub, v in value.items()]
+        else:
+            lines.append(f"{key}: {_yaml_scalar(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 # Load-time quantization flags. A checkpoint already quantized carries its format in its own config
@@ -302,6 +452,29 @@ def _spelling(c: ServeConfig, *candidates: str) -> str:
     )
 
 
+def _vllm_parallel_args(c: ServeConfig) -> list[str]:
+    args = []
+    if c.pipeline_parallel > 1:
+        args += ["--pipeline-parallel-size", str(c.pipeline_parallel)]
+    if c.data_parallel > 1:
+        args += ["--data-parallel-size", str(c.data_parallel)]
+    if c.expert_parallel > 1:
+        args.append("--enable-expert-parallel")
+    if c.nnodes > 1:
+        # Native multi-host ("mp" executor): every host gets the same sizes; vLLM infers each host's share of
+        # the data-parallel ranks and their start rank from --node-rank, and its DP address from --master-addr
+        # (vllm/engine/arg_utils.py). Hosts other than 0 run no API server (--headless).
+        args += [
+            "--nnodes", str(c.nnodes),
+            "--node-rank", c.node_rank,
+            "--master-addr", str(c.leader_address),
+            "--master-port", str(VLLM_MASTER_PORT),
+        ]  # fmt: skip
+        if not c.is_leader:
+            args.append("--headless")
+    return args
+
+
 def _vllm_args(c: ServeConfig) -> list[str]:
     args = [
         "--model", c.model_path,
@@ -309,8 +482,11 @@ def _vllm_args(c: ServeConfig) -> list[str]:
         "--host", c.host,
         "--port", str(c.effective_port),
         "--tensor-parallel-size", str(c.tensor_parallel),
+        *_vllm_parallel_args(c),
         "--max-model-len", str(c.max_model_len),
-        "--max-num-seqs", str(c.max_num_seqs),
+        # Per data-parallel rank in vLLM ("max_num_seqs applies per data-parallel rank",
+        # vllm/config/scheduler.py); the planner's figure is the replica's.
+        "--max-num-seqs", str(math.ceil(c.max_num_seqs / c.data_parallel)),
     ]  # fmt: skip
     if c.device != "cpu":
         args += ["--gpu-memory-utilization", f"{c.gpu_memory_fraction:.2f}"]
@@ -329,13 +505,32 @@ def _vllm_args(c: ServeConfig) -> list[str]:
     return args
 
 
+def _sglang_parallel_args(c: ServeConfig) -> list[str]:
+    # SGLang's --tp-size is the whole tensor group of a stage; attention-DP groups and experts are carved out
+    # of it (sglang/srt/arg_groups/fields/parallel.py: attn_dp_size "inside the TP group").
+    args = ["--tp-size", str(c.tensor_parallel * c.data_parallel)]
+    if c.data_parallel > 1:
+        args += ["--attn-dp-size", str(c.data_parallel)]
+    if c.expert_parallel > 1:
+        args += ["--ep-size", str(c.expert_parallel)]
+    if c.pipeline_parallel > 1:
+        args += ["--pp-size", str(c.pipeline_parallel)]
+    if c.nnodes > 1:
+        args += [
+            "--nnodes", str(c.nnodes),
+            "--node-rank", c.node_rank,
+            "--dist-init-addr", f"{c.leader_address}:{SGLANG_DIST_INIT_PORT}",
+        ]  # fmt: skip
+    return args
+
+
 def _sglang_args(c: ServeConfig) -> list[str]:
     args = [
         "--model-path", c.model_path,
         "--served-model-name", c.served_name,
         "--host", c.host,
         "--port", str(c.effective_port),
-        "--tp-size", str(c.tensor_parallel),
+        *_sglang_parallel_args(c),
         "--context-length", str(c.max_model_len),
         "--max-running-requests", str(c.max_num_seqs),
         "--mem-fraction-static", f"{c.gpu_memory_fraction:.2f}",
@@ -359,7 +554,10 @@ def _trtllm_args(c: ServeConfig) -> list[str]:
         "--host", c.host,
         "--port", str(c.effective_port),
         "--backend", "pytorch",
-        "--tp_size", str(c.tensor_parallel),
+        # Attention DP runs inside the --tp_size group (enable_attention_dp in the options file).
+        "--tp_size", str(c.tensor_parallel * c.data_parallel),
+        *(["--pp_size", str(c.pipeline_parallel)] if c.pipeline_parallel > 1 else []),
+        *(["--ep_size", str(c.expert_parallel)] if c.expert_parallel > 1 else []),
         "--max_seq_len", str(c.max_model_len),
         "--max_batch_size", str(c.max_num_seqs),
         "--kv_cache_free_gpu_memory_fraction", f"{c.gpu_memory_fraction:.2f}",

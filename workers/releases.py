@@ -31,6 +31,8 @@ class FlagList:
     method: str
     flags: frozenset[str]
     choices: Mapping[str, tuple[str, ...]]
+    # Dotted keys of an options file the engine reads (trtllm-serve's --extra_llm_api_options), where it has one.
+    llm_api_options: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def _flag_list(engine: str, file_name: str) -> FlagList:
         method=str(raw["method"]),
         flags=frozenset(raw["flags"]),
         choices=MappingProxyType({flag: tuple(values) for flag, values in raw["choices"].items()}),
+        llm_api_options=frozenset((raw.get("llm_api_options") or {}).get("keys", ())),
     )
 
 
@@ -182,3 +185,23 @@ def unknown_flags(engine: str, args: Iterable[str], version: str | None = None) 
                 f"{option} {value} is not one of {engine} {flag_list.version}'s {', '.join(choices)}"
             )
     return problems
+
+
+def _dotted_keys(options: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def unknown_llm_api_options(engine: str, options: Mapping[str, Any], version: str | None = None) -> list[str]:
+    """Keys of an engine options file that the release's recorded list does not hold."""
+    flag_list = release(engine, version).flag_list
+    return [
+        f"{key} is not an LLM-API option recorded for {engine} {flag_list.version}"
+        for key in _dotted_keys(options)
+        if key not in flag_list.llm_api_options
+    ]

@@ -20,9 +20,23 @@ class ManifestZipApi(APIView):
             OpenApiParameter("autoscaler", OpenApiTypes.STR, enum=["keda", "hpa"]),
             OpenApiParameter("overflow", OpenApiTypes.STR, enum=["none", "cheapest"]),
             OpenApiParameter("namespace", OpenApiTypes.STR),
+            OpenApiParameter(
+                "mixed",
+                OpenApiTypes.INT,
+                description="The plan's mixed fleet N (mixed_fleets[N]) instead of an option: one deployment "
+                "per GPU type and the LiteLLM router between them (Kubernetes only).",
+            ),
+            OpenApiParameter(
+                "target",
+                OpenApiTypes.STR,
+                enum=["all", "compose", "kubernetes"],
+                description="Which files (default all). A replica over several nodes has no Compose form: "
+                "compose is refused with a 400 naming target, and all omits compose.yaml.",
+            ),
         ],
         responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="The bundle")},
-        description="compose.yaml, k8s/*.yaml, README.md (and a LiteLLM router with overflow), validated first.",
+        description="compose.yaml, k8s/*.yaml, README.md (and a LiteLLM router with overflow), validated first. "
+        "A multi-node option's replica is a LeaderWorkerSet.",
     )
     def get(self, request: Request, recommendation_id: int) -> HttpResponse:
         recommendation = get_object_or_404(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from apps.catalog.checkpoints import Checkpoint, Refusal, checkpoint_for
 from apps.catalog.specs import CatalogSnapshot, load_snapshot
@@ -20,7 +20,9 @@ from apps.manifests.layout import Layout, layout_for
 from apps.manifests.request import BundleRequest, ManifestError, OverflowTarget
 
 __all__ = [
+    "BUNDLE_TARGETS",
     "BundleRequest",
+    "BundleTarget",
     "ManifestError",
     "OverflowTarget",
     "build_bundle",
@@ -28,6 +30,8 @@ __all__ = [
 ]
 
 Overflow = OverflowTarget | Mapping[str, Any] | bool | None
+BundleTarget = Literal["all", "compose", "kubernetes"]
+BUNDLE_TARGETS: tuple[BundleTarget, ...] = ("all", "compose", "kubernetes")
 
 # File names sort into apply order for `kubectl apply -f k8s/`.
 K8S_FILES = {
@@ -35,6 +39,7 @@ K8S_FILES = {
     "PersistentVolumeClaim": "k8s/10-pvc.yaml",
     "ConfigMap": "k8s/15-engine-config.yaml",
     "Deployment": "k8s/20-deployment.yaml",
+    "LeaderWorkerSet": "k8s/20-leaderworkerset.yaml",
     "Service": "k8s/30-service.yaml",
     "PodDisruptionBudget": "k8s/40-pdb.yaml",
     "PodMonitor": "k8s/50-podmonitor.yaml",
@@ -95,6 +100,10 @@ def _serve_settings(option: Mapping[str, Any], context_tokens: int) -> dict[str,
     }
     if serve.get("gpu_memory_fraction"):
         settings["gpu_memory_fraction"] = float(serve["gpu_memory_fraction"])
+    if "prefix_caching" in serve:
+        # The planner credits the prefix cache only for workloads that share prefixes (and models the KV it
+        # pins); the engine runs as modelled. Options planned before this key keep the engines' cache on.
+        settings["prefix_caching"] = bool(serve["prefix_caching"])
     return settings
 
 
@@ -156,10 +165,14 @@ def request_from_plan(
         output_max = int(workload["output_tokens"]["max"])
         replicas = tuple(int(r) for r in option["replicas_by_hour"])
         engine, quant, gpu, tp = option["engine"], option["quant"], option["gpu"], int(option["tp"])
+        # Options planned before pipeline, data and expert parallelism carry tp alone.
+        pp, dp, ep, nodes = (int(option.get(key) or 1) for key in ("pp", "dp", "ep", "nodes"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ManifestError(f"option or workload is missing a field the bundle needs: {exc}") from exc
-    if int(option.get("gpus_per_replica") or tp) != tp and gpu != "cpu":
-        raise ManifestError("gpus_per_replica differs from tp: the engine would leave the extra GPUs idle")
+    if int(option.get("gpus_per_replica") or tp * pp * dp) != tp * pp * dp and gpu != "cpu":
+        raise ManifestError(
+            "gpus_per_replica differs from tp x pp x dp: the engine would leave the extra GPUs idle"
+        )
     context_tokens = prompt_max + output_max
     if context_tokens > model.max_context:
         raise ManifestError(
@@ -180,6 +193,10 @@ def request_from_plan(
         checkpoint_file=None if model_path else checkpoint.file,
         gpu=gpu,
         tp=tp,
+        pp=pp,
+        dp=dp,
+        ep=ep,
+        nodes=nodes,
         replicas_by_hour=replicas,
         **_serve_settings(option, context_tokens),
         weights_gb=_weights_gb(option, snapshot),
@@ -225,7 +242,10 @@ def kubernetes_documents(layout: Layout) -> dict[str, Any]:
     engine_config = kube.engine_config_map(layout)
     if engine_config is not None:
         docs[K8S_FILES["ConfigMap"]] = engine_config
-    docs[K8S_FILES["Deployment"]] = kube.deployment(layout)
+    if layout.multi_node:
+        docs[K8S_FILES["LeaderWorkerSet"]] = kube.leader_worker_set(layout)
+    else:
+        docs[K8S_FILES["Deployment"]] = kube.deployment(layout)
     docs[K8S_FILES["Service"]] = kube.service(layout)
     docs[K8S_FILES["PodDisruptionBudget"]] = kube.disruption_budget(layout)
     monitor = kube.pod_monitor(layout)
@@ -250,9 +270,14 @@ def router_documents(layout: Layout, overflow: OverflowTarget, config_text: str)
     }
 
 
-def build_bundle(request: BundleRequest) -> dict[str, str]:
-    """File path -> text for the whole bundle. Raises ManifestError when the request cannot be deployed."""
+def build_bundle(request: BundleRequest, *, target: BundleTarget = "all") -> dict[str, str]:
+    """File path -> text for the whole bundle, or only its Compose or Kubernetes part. Raises ManifestError
+    when the request cannot be deployed that way (a replica over several nodes has no Compose form)."""
     layout = layout_for(request)
+    if target == "compose" and layout.multi_node:
+        raise ManifestError(compose.multi_node_refusal(layout))
+    with_compose = target != "kubernetes" and not layout.multi_node
+    with_kubernetes = target != "compose"
     files: dict[str, str] = {}
     docs = kubernetes_documents(layout)
     compose_router: dict[str, Any] | None = None
@@ -261,14 +286,19 @@ def build_bundle(request: BundleRequest) -> dict[str, str]:
         files[compose.LITELLM_CONFIG] = config_text
         docs |= router_documents(layout, request.overflow, config_text)
         env = router.router_environment(f"http://{layout.names.container}:{layout.port}/v1")
-        compose_router = compose.router_service(layout, request.overflow, image=router.LITELLM_IMAGE, env=env)
-    files["compose.yaml"] = yamlio.dump(compose.compose_file(layout, router=compose_router))
-    files |= compose.engine_config_files(layout)
-    if layout.definition.metrics_path:
-        files[compose.PROMETHEUS_CONFIG] = yamlio.dump(compose.prometheus_config(layout))
-    for path, doc in docs.items():
-        files[path] = yamlio.dump_all([doc])
-    if layout.autoscaler == "hpa":
-        files[ADAPTER_VALUES_FILE] = yamlio.dump(kube.prometheus_adapter_values(layout))
+        if with_compose:
+            compose_router = compose.router_service(
+                layout, request.overflow, image=router.LITELLM_IMAGE, env=env
+            )
+    if with_compose:
+        files["compose.yaml"] = yamlio.dump(compose.compose_file(layout, router=compose_router))
+        files |= compose.engine_config_files(layout)
+        if layout.definition.metrics_path:
+            files[compose.PROMETHEUS_CONFIG] = yamlio.dump(compose.prometheus_config(layout))
+    if with_kubernetes:
+        for path, doc in docs.items():
+            files[path] = yamlio.dump_all([doc])
+        if layout.autoscaler == "hpa":
+            files[ADAPTER_VALUES_FILE] = yamlio.dump(kube.prometheus_adapter_values(layout))
     files["README.md"] = readme.render(layout, files=sorted(files))
     return dict(sorted(files.items()))

@@ -10,7 +10,7 @@ from typing import Any
 
 from apps.manifests import naming, sizing
 from apps.manifests.layout import ANNOTATION_PREFIX, ROUTER_PORT, Layout
-from apps.manifests.request import OverflowTarget
+from apps.manifests.request import ManifestError, OverflowTarget
 
 Doc = dict[str, Any]
 
@@ -195,7 +195,17 @@ def router_service(layout: Layout, overflow: OverflowTarget, *, image: str, env:
     }
 
 
+def multi_node_refusal(layout: Layout) -> str:
+    return (
+        f"option {layout.request.rank} runs one replica over {layout.nodes} nodes "
+        f"({layout.request.gpus_per_node} GPUs each); Docker Compose starts containers on one host and cannot "
+        "span nodes: use the Kubernetes bundle (k8s/, a LeaderWorkerSet per replica)"
+    )
+
+
 def compose_file(layout: Layout, *, router: Doc | None) -> Doc:
+    if layout.multi_node:
+        raise ManifestError(multi_node_refusal(layout))
     services: Doc = {layout.names.container: engine_service(layout)}
     volumes: Doc = {}
     if layout.request.engine != "llamacpp":

@@ -21,6 +21,20 @@ class BundleChoicesForm(forms.Form):
         required=False,
         initial="none",
     )
+    mixed = forms.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="The plan's mixed fleet N (0 the cheapest) instead of a single option",
+    )
+    target = forms.ChoiceField(
+        choices=[
+            ("all", "Docker Compose and Kubernetes"),
+            ("compose", "Docker Compose only"),
+            ("kubernetes", "Kubernetes only"),
+        ],
+        required=False,
+        initial="all",
+    )
     namespace = forms.RegexField(
         r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
         required=False,
@@ -37,4 +51,6 @@ class BundleChoicesForm(forms.Form):
             use_keda=(data.get("autoscaler") or "keda") == "keda",
             overflow=(data.get("overflow") or "none") == "cheapest",
             namespace=data.get("namespace") or "llm",
+            target=data.get("target") or "all",
+            mixed=data.get("mixed"),
         )

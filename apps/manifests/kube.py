@@ -7,11 +7,19 @@ chart, llm-d, KServe); the comments here say why where a choice is not obvious f
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from apps.manifests import naming, sizing
-from apps.manifests.layout import ANNOTATION_PREFIX, ROUTER_PORT, SERVICE_PORT, Layout
+from apps.manifests.layout import (
+    ANNOTATION_PREFIX,
+    LWS_LEADER_ADDRESS,
+    LWS_WORKER_INDEX,
+    ROUTER_PORT,
+    SERVICE_PORT,
+    Layout,
+)
 from apps.manifests.schedule import SCHEDULE_TIMEZONE
 
 Doc = dict[str, Any]
@@ -32,6 +40,26 @@ ROUTER_CONFIG_DIR = "/etc/litellm"
 def kube_escape(value: str) -> str:
     """Kubelet expands $(VAR) in command, args and env values; $$ is its escape for a literal $."""
     return value.replace("$", "$$")
+
+
+# The only arguments left for the kubelet to expand: LeaderWorkerSet's variables after the flags that take them.
+_REFERENCE_FLAGS = frozenset({"--node-rank", "--master-addr", "--dist-init-addr"})
+_REFERENCES = (LWS_LEADER_ADDRESS, LWS_WORKER_INDEX)
+
+
+def _is_reference(arg: str, previous: str | None) -> bool:
+    if previous not in _REFERENCE_FLAGS:
+        return False
+    head, _, port = arg.partition(":")
+    return head in _REFERENCES and (not port or port.isdigit())
+
+
+def kube_args(args: Sequence[str]) -> list[str]:
+    """Arguments as the kubelet must see them: every $ escaped except the LWS references the layout placed."""
+    return [
+        arg if _is_reference(arg, args[i - 1] if i else None) else kube_escape(arg)
+        for i, arg in enumerate(args)
+    ]
 
 
 def _metadata(
@@ -99,13 +127,15 @@ def _engine_resources(layout: Layout) -> Doc:
     return {"requests": requests, "limits": limits}
 
 
-def _engine_container(layout: Layout) -> Doc:
+def _engine_container(layout: Layout, *, worker: bool = False) -> Doc:
+    """The engine's container: the leader's (or the only) one, or with worker=True a LeaderWorkerSet worker's."""
     health = layout.definition.health_path
     container: Doc = {"name": layout.names.container, "image": layout.image}
     if layout.command:
         container["command"] = [kube_escape(part) for part in layout.command]
+    args = layout.worker_args if worker and layout.worker_args is not None else layout.args
     container |= {
-        "args": [kube_escape(arg) for arg in layout.args],
+        "args": kube_args(args),
         "ports": [{"name": "http", "containerPort": layout.port, "protocol": "TCP"}],
         "env": [
             # Only a hub download needs the token; a model already on the volume needs no Secret at all.
@@ -134,6 +164,11 @@ def _engine_container(layout: Layout) -> Doc:
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(sizing.PRESTOP_SLEEP_S)]}}},
         "securityContext": {"allowPrivilegeEscalation": False},
     }
+    if worker and not layout.worker_serves_http:
+        # A headless vLLM host serves nothing: it is a rank in the leader's process group, and the group is
+        # recreated when any of its pods fails (restartPolicy RecreateGroupOnPodRestart).
+        for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe"):
+            del container[key]
     return container
 
 
@@ -182,6 +217,30 @@ def _strategy(layout: Layout) -> Doc:
     return {"type": "Recreate"}
 
 
+def _engine_pod_spec(layout: Layout, *, worker: bool = False) -> Doc:
+    return {
+        **_gpu_placement(layout),
+        # Service links would inject e.g. VLLM_PORT=tcp://… for a Service named vllm, which vLLM
+        # reads as its own setting and refuses to start.
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": sizing.termination_grace_s(layout.request.drain_s),
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [_engine_container(layout, worker=worker)],
+        "volumes": [
+            {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": layout.names.cache_pvc}},
+            {
+                "name": SHM_VOLUME,
+                "emptyDir": {"medium": "Memory", "sizeLimit": f"{layout.resources.shm_gi}Gi"},
+            },
+            *(
+                [{"name": ENGINE_CONFIG_VOLUME, "configMap": {"name": layout.names.engine_config}}]
+                if layout.files
+                else []
+            ),
+        ],
+    }
+
+
 def deployment(layout: Layout) -> Doc:
     selector = layout.selector(ENGINE_COMPONENT)
     spec: Doc = {}
@@ -195,32 +254,67 @@ def deployment(layout: Layout) -> Doc:
         "selector": {"matchLabels": selector},
         "template": {
             "metadata": {"labels": layout.labels(ENGINE_COMPONENT), "annotations": layout.annotations()},
-            "spec": {
-                **_gpu_placement(layout),
-                # Service links would inject e.g. VLLM_PORT=tcp://… for a Service named vllm, which vLLM
-                # reads as its own setting and refuses to start.
-                "enableServiceLinks": False,
-                "terminationGracePeriodSeconds": sizing.termination_grace_s(layout.request.drain_s),
-                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [_engine_container(layout)],
-                "volumes": [
-                    {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": layout.names.cache_pvc}},
-                    {
-                        "name": SHM_VOLUME,
-                        "emptyDir": {"medium": "Memory", "sizeLimit": f"{layout.resources.shm_gi}Gi"},
-                    },
-                    *(
-                        [{"name": ENGINE_CONFIG_VOLUME, "configMap": {"name": layout.names.engine_config}}]
-                        if layout.files
-                        else []
-                    ),
-                ],
-            },
+            "spec": _engine_pod_spec(layout),
         },
     }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
+        "metadata": _metadata(layout, layout.names.deployment, ENGINE_COMPONENT),
+        "spec": spec,
+    }
+
+
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+ROLE_LABEL = f"{ANNOTATION_PREFIX}/role"
+
+
+def leader_selector(layout: Layout) -> dict[str, str]:
+    """The pods that serve the API: every engine pod, or a LeaderWorkerSet's leaders only."""
+    selector = layout.selector(ENGINE_COMPONENT)
+    return {**selector, ROLE_LABEL: "leader"} if layout.multi_node else selector
+
+
+def leader_worker_set(layout: Layout) -> Doc:
+    """One replica = one group of `nodes` pods, one per host: the leader runs the engine's head and serves the
+    API, the workers join it (the pattern of vLLM's LWS guide and llm-d). Pod names are <name>-<group> for
+    leaders and <name>-<group>-<index> for workers."""
+    spec: Doc = {}
+    if layout.autoscaler == "none":
+        spec["replicas"] = layout.peak
+    # else: the autoscaler owns .spec.replicas through the scale subresource.
+    template_meta = {"annotations": layout.annotations()}
+    spec |= {
+        # Workers start with the leader, not after it is ready: the leader is ready only once they joined.
+        "startupPolicy": "LeaderCreated",
+        # A new group comes up before an old one goes: capacity never drops, at the price of one group's hosts.
+        "rolloutStrategy": {
+            "type": "RollingUpdate",
+            "rollingUpdateConfiguration": {"maxSurge": 1, "maxUnavailable": 0},
+        },
+        "leaderWorkerTemplate": {
+            "size": layout.nodes,
+            # The group is one process group: a pod restarting alone could never rejoin it.
+            "restartPolicy": "RecreateGroupOnPodRestart",
+            "leaderTemplate": {
+                "metadata": {
+                    "labels": {**layout.labels(ENGINE_COMPONENT), ROLE_LABEL: "leader"},
+                    **template_meta,
+                },
+                "spec": _engine_pod_spec(layout),
+            },
+            "workerTemplate": {
+                "metadata": {
+                    "labels": {**layout.labels(ENGINE_COMPONENT), ROLE_LABEL: "worker"},
+                    **template_meta,
+                },
+                "spec": _engine_pod_spec(layout, worker=True),
+            },
+        },
+    }
+    return {
+        "apiVersion": LWS_API_VERSION,
+        "kind": "LeaderWorkerSet",
         "metadata": _metadata(layout, layout.names.deployment, ENGINE_COMPONENT),
         "spec": spec,
     }
@@ -233,7 +327,7 @@ def service(layout: Layout) -> Doc:
         "metadata": _metadata(layout, layout.names.service, ENGINE_COMPONENT),
         "spec": {
             "type": "ClusterIP",
-            "selector": layout.selector(ENGINE_COMPONENT),
+            "selector": leader_selector(layout),
             "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }
@@ -263,7 +357,8 @@ def pod_monitor(layout: Layout) -> Doc | None:
             extra_labels={"release": naming.label_value(layout.request.prometheus_release_label)},
         ),
         "spec": {
-            "selector": {"matchLabels": layout.selector(ENGINE_COMPONENT)},
+            # The leader exports the replica's queue; workers have no engine metrics of their own.
+            "selector": {"matchLabels": leader_selector(layout)},
             "podMetricsEndpoints": [{"port": "http", "path": metrics_path, "interval": "30s"}],
         },
     }
@@ -272,7 +367,12 @@ def pod_monitor(layout: Layout) -> Doc | None:
 def queue_query(layout: Layout) -> str:
     """One series (KEDA rejects a vector of several) summing the waiting requests of this Deployment's pods."""
     metric = layout.definition.queue_metric
-    pods = f"{layout.names.deployment}-[a-z0-9]+-[a-z0-9]+"
+    # Deployment pods are <name>-<replicaset hash>-<suffix>; LeaderWorkerSet leaders are <name>-<group>.
+    pods = (
+        f"{layout.names.deployment}-[0-9]+"
+        if layout.multi_node
+        else f"{layout.names.deployment}-[a-z0-9]+-[a-z0-9]+"
+    )
     return f'sum({metric}{{namespace="{layout.names.namespace}",pod=~"{pods}"}})'
 
 
@@ -296,6 +396,10 @@ def _behavior() -> Doc:
 
 
 def _target_ref(layout: Layout) -> Doc:
+    # A LeaderWorkerSet scales through its scale subresource (.spec.replicas groups; the HPA selector is the
+    # leaders', .status.hpaPodSelector), as a Deployment does.
+    if layout.multi_node:
+        return {"apiVersion": LWS_API_VERSION, "kind": "LeaderWorkerSet", "name": layout.names.deployment}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "name": layout.names.deployment}
 
 
@@ -330,8 +434,9 @@ def scaled_object(layout: Layout) -> Doc:
                     "query": queue_query(layout),
                     "threshold": str(layout.request.queue_threshold_per_replica),
                     # A query that matches no series is an error (KEDA then holds `fallback.replicas`), never
-                    # a silent 0: a metric the engine does not export must not look like an empty queue.
-                    "ignoreNullValues": "false",
+                    # a silent 0: a metric the engine does not export must not look like an empty queue. A
+                    # deployment scheduled down to zero has no series off its hours, which is no error.
+                    "ignoreNullValues": "true" if layout.floor == 0 else "false",
                 },
             }
         )
@@ -343,7 +448,7 @@ def scaled_object(layout: Layout) -> Doc:
         "minReplicaCount": layout.floor,
         "maxReplicaCount": layout.max_replicas,
     }
-    if layout.definition.queue_metric:
+    if layout.definition.queue_metric and layout.floor > 0:
         # If Prometheus stops answering, hold the planned peak rather than whatever the last reading implied.
         spec["fallback"] = {"failureThreshold": 3, "replicas": layout.peak}
     spec |= {"advanced": {"horizontalPodAutoscalerConfig": {"behavior": _behavior()}}, "triggers": triggers}
@@ -421,8 +526,9 @@ def router_config_map(layout: Layout, config_text: str) -> Doc:
 
 
 def router_deployment(
-    layout: Layout, *, image: str, env: dict[str, str], api_key_env: str, config_text: str
+    layout: Layout, *, image: str, env: dict[str, str], api_key_env: str | None, config_text: str
 ) -> Doc:
+    """The LiteLLM router; api_key_env names the hosted provider's key when it overflows to one."""
     names = layout.names
     container: Doc = {
         "name": "litellm",
@@ -432,7 +538,7 @@ def router_deployment(
         "env": [
             *({"name": key, "value": kube_escape(value)} for key, value in env.items()),
             _secret_env("LITELLM_MASTER_KEY", names.router_secret, ROUTER_MASTER_KEY),
-            _secret_env(api_key_env, names.router_secret, ROUTER_PROVIDER_KEY),
+            *([_secret_env(api_key_env, names.router_secret, ROUTER_PROVIDER_KEY)] if api_key_env else []),
         ],
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         "volumeMounts": [{"name": "config", "mountPath": ROUTER_CONFIG_DIR, "readOnly": True}],

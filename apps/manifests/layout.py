@@ -7,7 +7,7 @@ for the same ServeConfig the benchmark workers launch, so the deployed process i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from apps.manifests import hardware, naming, schedule, sizing
@@ -97,6 +97,23 @@ class Layout:
     max_replicas: int
     windows: tuple[schedule.ReplicaWindow, ...]
     autoscaler: AutoscalerKind
+    # Hosts other than the leader (nodes > 1): their engine arguments, the same but for the node rank.
+    worker_args: tuple[str, ...] | None = None
+
+    @property
+    def nodes(self) -> int:
+        return self.request.nodes
+
+    @property
+    def multi_node(self) -> bool:
+        """One replica spans hosts: a LeaderWorkerSet group of `nodes` pods instead of one Deployment pod."""
+        return self.request.nodes > 1
+
+    @property
+    def worker_serves_http(self) -> bool:
+        """SGLang's hosts other than 0 answer /health on the engine port (a stand-in server, sglang/srt/entrypoints/
+        engine.py launch_dummy_health_check_server); vLLM's headless hosts serve nothing."""
+        return self.request.engine == "sglang"
 
     @property
     def port(self) -> int:
@@ -113,7 +130,7 @@ class Layout:
     @property
     def shared_cache(self) -> bool:
         """Several pods may mount the cache at once, possibly on different nodes."""
-        return self.most_replicas > 1
+        return self.most_replicas > 1 or self.multi_node
 
     @property
     def served_model_id(self) -> str:
@@ -142,9 +159,21 @@ class Layout:
             f"{ANNOTATION_PREFIX}/workload": _clip(r.workload_name),
             f"{ANNOTATION_PREFIX}/model-path": _clip(r.model_path),
             f"{ANNOTATION_PREFIX}/option": _clip(
-                f"rank {r.rank}: {r.engine} {r.quant} on {r.gpu} x{r.tp} ({r.provider} {r.instance_type})".strip()
+                f"rank {r.rank}: {r.engine} {r.quant} on {r.gpu} x{r.gpus} {parallelism_label(r)}"
+                f"{f' over {r.nodes} nodes' if r.nodes > 1 else ''} ({r.provider} {r.instance_type})".strip()
             ),
         }
+
+
+def parallelism_label(request: BundleRequest) -> str:
+    """The planner's short label ("TP8", "DP8 EP8", "TP8 PP2"; apps/planner/perf/deployment.py)."""
+    parts = [f"TP{request.tp}"] if request.tp > 1 or request.dp == 1 else []
+    parts += [
+        f"{name}{degree}"
+        for name, degree in (("DP", request.dp), ("EP", request.ep), ("PP", request.pp))
+        if degree > 1
+    ]
+    return " ".join(parts)
 
 
 def _clip(raw: str) -> str:
@@ -158,13 +187,26 @@ def cpu_kv_cache_gib(request: BundleRequest, resources: sizing.HostResources) ->
     return max(1, resources.memory_gi - weights_gi - _CPU_RUNTIME_MARGIN_GI)
 
 
-def serve_config(request: BundleRequest, *, kv_cache_gib: int = 1) -> ServeConfig:
+# What LeaderWorkerSet puts in every pod's environment (api/leaderworkerset/v1/leaderworkerset_types.go and
+# pkg/utils/pod/pod_utils.go AddLWSVariables at kubernetes-sigs/lws v0.10.0). The kubelet expands $(NAME) in
+# container args from the pod's environment, so the engine sees the leader's DNS name and its own index.
+LWS_LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
+LWS_WORKER_INDEX = "$(LWS_WORKER_INDEX)"
+
+
+def serve_config(request: BundleRequest, *, kv_cache_gib: int = 1, node_rank: str = "0") -> ServeConfig:
     return ServeConfig(
         engine=request.engine,
         model_path=request.model_path,
         served_name=request.served_name,
         quantization=request.quant,
         tensor_parallel=request.tp,
+        pipeline_parallel=request.pp,
+        data_parallel=request.dp,
+        expert_parallel=request.ep,
+        nnodes=request.nodes,
+        node_rank=node_rank,
+        leader_address=LWS_LEADER_ADDRESS if request.nodes > 1 else None,
         max_model_len=request.max_model_len,
         max_num_seqs=request.max_num_seqs,
         gpu_memory_fraction=request.gpu_memory_fraction,
@@ -181,14 +223,21 @@ def _autoscaler(request: BundleRequest, definition: EngineDefinition, has_window
     return "hpa" if definition.queue_metric else "none"
 
 
+def _base_name(request: BundleRequest) -> str:
+    if not request.name_suffix:
+        return naming.k8s_name(request.workload_name)
+    suffix = f"-{request.name_suffix}"
+    return naming.k8s_name(request.workload_name, max_len=40 - len(suffix)) + suffix
+
+
 def layout_for(request: BundleRequest) -> Layout:
     definition = ENGINES[request.engine]
-    accelerator = hardware.accelerator_for(request.gpu, request.tp)
+    accelerator = hardware.accelerator_for(request.gpu, request.gpus_per_node)
     if accelerator.kind == "amd" and "rocm" not in definition.accelerators:
         raise ManifestError(f"{definition.display_name} does not run on ROCm (AMD GPUs)")
     resources = sizing.host_resources(
         gpus=accelerator.count,
-        tp=request.tp,
+        tp=request.gpus_per_node,  # engine processes sharing the pod's /dev/shm
         weights_gb=request.weights_gb,
         instance_vcpus=request.instance_vcpus,
         instance_memory_gib=request.instance_memory_gib,
@@ -199,6 +248,11 @@ def layout_for(request: BundleRequest) -> Layout:
         command, args = container_args(serve)
         env = serve_env(serve)
         files = engine_files(serve)
+        worker_args = (
+            tuple(container_args(replace(serve, node_rank=LWS_WORKER_INDEX))[1])
+            if request.nodes > 1
+            else None
+        )
     except UnsupportedCandidate as exc:
         raise ManifestError(str(exc)) from exc
     floor = schedule.floor_replicas(request.replicas_by_hour, request.min_replicas)
@@ -207,7 +261,7 @@ def layout_for(request: BundleRequest) -> Layout:
     max_replicas = request.max_replicas or peak + max(1, math.ceil(peak * 0.25))
     names = Names(
         namespace=naming.k8s_name(request.namespace, max_len=63),
-        base=naming.k8s_name(request.workload_name),
+        base=_base_name(request),
         container=request.engine,
     )
     return Layout(
@@ -235,4 +289,5 @@ def layout_for(request: BundleRequest) -> Layout:
         max_replicas=max(max_replicas, peak),
         windows=windows,
         autoscaler=_autoscaler(request, definition, bool(windows)),
+        worker_args=worker_args,
     )

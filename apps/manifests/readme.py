@@ -7,22 +7,33 @@ operators paste those.
 from __future__ import annotations
 
 from apps.manifests import compose, naming, sizing
-from apps.manifests.layout import Layout
+from apps.manifests.layout import Layout, parallelism_label
 from apps.manifests.validate import KUBERNETES_LATEST, KUBERNETES_VERSION
 from workers.releases import all_facts
 
 VALIDATED_AGAINST = (
-    "Kubernetes {k8s} and {latest} JSON schemas (strict, kubernetes-validate), the KEDA ScaledObject and prometheus-operator "
-    "PodMonitor CRD schemas, and the Compose specification schema (see apps/manifests/schemas/README.md)"
+    "Kubernetes {k8s} and {latest} JSON schemas (strict, kubernetes-validate), the KEDA ScaledObject, prometheus-operator "
+    "PodMonitor and LeaderWorkerSet CRD schemas, and the Compose specification schema (see "
+    "apps/manifests/schemas/README.md)"
 )
 _FORMAT_NAMES = {"awq-int4": "AWQ", "gptq-int4": "GPTQ", "nvfp4": "NVFP4 (ModelOpt)", "int8": "INT8 W8A8"}
 
 
-def _model_section(layout: Layout) -> list[str]:
+def workload_file(layout: Layout) -> str:
+    return "k8s/20-leaderworkerset.yaml" if layout.multi_node else "k8s/20-deployment.yaml"
+
+
+def _model_section(layout: Layout, files: list[str]) -> list[str]:
     r = layout.request
+    where = [f for f in (workload_file(layout), "compose.yaml") if f in files]
+    where_text = " and ".join(f"`{f}`" for f in where)
+    together = "; change them together" if len(where) > 1 else ""
+    if layout.multi_node:
+        where_text += ", leader and worker"
+        together = "; change every occurrence"
     lines = [
         f"1. **Model path.** The engine loads `{naming.one_line(r.model_path)}` (the `{_model_flag(layout)}` "
-        "argument in `k8s/20-deployment.yaml` and `compose.yaml`; change both together)."
+        f"argument in {where_text}{together})."
     ]
     if r.checkpoint_source:
         how = (
@@ -56,17 +67,22 @@ def _model_flag(layout: Layout) -> str:
     return flags[0] if flags else "first positional"
 
 
-def _edit_section(layout: Layout) -> list[str]:
+def _edit_section(layout: Layout, files: list[str]) -> list[str]:
     r, names = layout.request, layout.names
     mode = "ReadWriteMany" if layout.shared_cache else "ReadWriteOnce"
     storage = (
         f"storage class `{r.storage_class}`" if r.storage_class else "the cluster's default storage class"
     )
-    lines = ["## Before you apply: the few things to edit", "", *_model_section(layout)]
+    lines = ["## Before you apply: the few things to edit", "", *_model_section(layout, files)]
     if layout.downloads:
+        compose_too = (
+            "; Compose reads `HF_TOKEN` from your shell and refuses to start without it"
+            if "compose.yaml" in files
+            else ""
+        )
         lines.append(
             f"2. **Hugging Face token.** Kubernetes reads Secret `{layout.hf_secret}` (key `token`) in namespace "
-            f"`{names.namespace}`; Compose reads `HF_TOKEN` from your shell and refuses to start without it. "
+            f"`{names.namespace}`{compose_too}. "
             "Gated models (Llama, Gemma) need a token whose account accepted the licence."
         )
     else:
@@ -77,8 +93,13 @@ def _edit_section(layout: Layout) -> list[str]:
         f"3. **Storage class.** `k8s/10-pvc.yaml` asks {storage} for {layout.cache_size_gi}Gi {mode}."
     )
     if layout.shared_cache:
+        who = (
+            f"Every replica's {layout.nodes} pods run on {layout.nodes} different nodes"
+            if layout.multi_node
+            else "Replicas may run on several nodes"
+        )
         lines.append(
-            "   Replicas may run on several nodes and share the cache, so the class must support ReadWriteMany "
+            f"   {who} and share the cache, so the class must support ReadWriteMany "
             "(EFS, Filestore, Azure Files, CephFS, NFS): set `storageClassName` if the default does not."
         )
     if layout.autoscaler == "keda" and layout.definition.queue_metric:
@@ -98,16 +119,46 @@ def _summary(layout: Layout) -> list[str]:
     r = layout.request
     cost = f", about ${r.monthly_cost_usd:,.0f}/month" if r.monthly_cost_usd is not None else ""
     where = naming.one_line(f"{r.provider} {r.instance_type}".strip()) or "any matching node"
+    label = parallelism_label(r)
+    shape = f"{r.gpu} x{r.gpus}" + (f" ({label})" if label != f"TP{r.tp}" or r.ep > 1 else "")
+    if layout.multi_node:
+        shape += f" over {r.nodes} nodes of {r.gpus_per_node} GPUs"
     return [
         f"# Deployment bundle: {naming.one_line(r.workload_name)}",
         "",
         f"Recommendation option {r.rank}: {layout.definition.display_name} serving `{r.model_slug}` "
-        f"({r.quant}) on {r.gpu} x{r.tp} per replica ({where}){cost}. Image `{layout.image}`.",
+        f"({r.quant}) on {shape} per replica ({where}){cost}. Image `{layout.image}`.",
         "",
     ]
 
 
-def _compose_section(layout: Layout) -> list[str]:
+def _multi_node_section(layout: Layout) -> list[str]:
+    if not layout.multi_node:
+        return []
+    joined = (
+        "`--nnodes`, `--node-rank` and `--master-addr` (vLLM's native multi-node mode; hosts other than 0 run "
+        "`--headless`)"
+        if layout.request.engine == "vllm"
+        else "`--nnodes`, `--node-rank` and `--dist-init-addr`"
+    )
+    return [
+        "## One replica over several nodes",
+        "",
+        f"Each replica is a LeaderWorkerSet group of {layout.nodes} pods, one per node with "
+        f"{layout.request.gpus_per_node} GPUs: the leader (`<name>-<group>`) runs the engine's head and serves the "
+        f"API; the workers (`<name>-<group>-<index>`) join it through {joined}, reading the leader's address and "
+        "their index from the variables LeaderWorkerSet sets in every pod (`LWS_LEADER_ADDRESS`, "
+        "`LWS_WORKER_INDEX`). A pod that fails restarts its whole group. The nodes of a group talk NCCL over "
+        "the cluster network: give them the fastest fabric you have (InfiniBand or EFA with its device plugin).",
+        "",
+        "There is no `compose.yaml`: " + compose.multi_node_refusal(layout) + ".",
+        "",
+    ]
+
+
+def _compose_section(layout: Layout, files: list[str]) -> list[str]:
+    if "compose.yaml" not in files:
+        return []
     port = compose.host_port(layout.port)
     lines = ["## Docker Compose: one replica on one host", "", "```sh"]
     if layout.downloads:
@@ -130,6 +181,8 @@ def _compose_section(layout: Layout) -> list[str]:
 
 
 def _kubernetes_section(layout: Layout, files: list[str]) -> list[str]:
+    if not any(f.startswith("k8s/") for f in files):
+        return []
     names = layout.names
     ns = names.namespace
     prerequisites = [
@@ -139,6 +192,10 @@ def _kubernetes_section(layout: Layout, files: list[str]) -> list[str]:
         if layout.accelerator.kind == "amd"
         else "- nodes with enough CPU and memory (no GPU requested)",
     ]
+    if layout.multi_node:
+        prerequisites.append(
+            "- the LeaderWorkerSet controller (kubernetes-sigs/lws; the bundle is validated against v0.10.0's CRD)"
+        )
     if any(f.endswith("podmonitor.yaml") for f in files):
         prerequisites.append("- prometheus-operator CRDs (kube-prometheus-stack) for the PodMonitor")
     if layout.autoscaler == "keda":
@@ -163,7 +220,12 @@ def _kubernetes_section(layout: Layout, files: list[str]) -> list[str]:
         )
     commands += [
         "kubectl apply -f k8s/",
-        f"kubectl -n {ns} rollout status deployment/{names.deployment} --timeout={timeout}s",
+        (
+            f"kubectl -n {ns} wait --for=condition=Available leaderworkerset/{names.deployment} "
+            f"--timeout={timeout}s"
+            if layout.multi_node
+            else f"kubectl -n {ns} rollout status deployment/{names.deployment} --timeout={timeout}s"
+        ),
         "```",
     ]
     return [
@@ -203,11 +265,21 @@ def _queue_metric_lines(layout: Layout) -> list[str]:
         if facts and facts.metrics_enabled_by
         else ""
     )
-    return [
-        "",
+    source = (
         f"The queue trigger reads `{queue}` from `{layout.definition.metrics_path}` "
         f"({facts.metrics_source if facts else 'the engine'}).{enabled} "
-        "If Prometheus has no series for it (the metric is missing, or scraping fails), KEDA reports the "
+    )
+    if layout.floor == 0:
+        return [
+            "",
+            source + "Off its scheduled hours this deployment has no replica and so no series, which is no "
+            'error (`ignoreNullValues: "true"`, no fallback that would wake it): only the schedule brings it '
+            "back, and the router sends requests to the other deployment meanwhile.",
+        ]
+    return [
+        "",
+        source
+        + "If Prometheus has no series for it (the metric is missing, or scraping fails), KEDA reports the "
         f'trigger as failing (`ignoreNullValues: "false"`) and holds the fallback of {layout.peak} '
         "replica(s) after three failed polls: check `kubectl describe scaledobject` for that error.",
     ]
@@ -243,7 +315,8 @@ def _scaling_section(layout: Layout) -> list[str]:
         lines.append(
             f"No autoscaler: {layout.definition.display_name} exports no queue metric "
             + ("and the plan is flat, " if layout.request.use_keda else "and an HPA has nothing to follow, ")
-            + f"so the Deployment holds the planned peak of {layout.peak} replica(s)."
+            + f"so the {'LeaderWorkerSet' if layout.multi_node else 'Deployment'} holds the planned peak of "
+            f"{layout.peak} replica(s)."
         )
     lines += _queue_metric_lines(layout)
     if layout.windows:
@@ -313,8 +386,9 @@ def _overflow_section(layout: Layout) -> list[str]:
 def render(layout: Layout, *, files: list[str]) -> str:
     lines = [
         *_summary(layout),
-        *_edit_section(layout),
-        *_compose_section(layout),
+        *_edit_section(layout, files),
+        *_multi_node_section(layout),
+        *_compose_section(layout, files),
         *_kubernetes_section(layout, files),
         *_scaling_section(layout),
         *_budget_section(layout),

@@ -12,6 +12,7 @@ from workers.engines import ENGINE_NAMES
 
 HOURS_PER_DAY = 24
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$")
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 
@@ -47,11 +48,20 @@ class BundleRequest:
     max_model_len: int  # longest prompt + longest output of the workload
     max_num_seqs: int
     weights_gb: float  # the checkpoint's size: download and load budgets come from it
+    # The replica's other degrees, as the planner means them (apps/planner/perf/deployment.py Deployment):
+    # pipeline stages, data-parallel attention groups of tp GPUs each, the expert-parallel degree of the MoE
+    # layers (dividing tp x dp), and the hosts the replica spans (a LeaderWorkerSet when more than one).
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    nodes: int = 1
     # The checkpoint holds 16-bit weights the engine quantizes while loading (apps.catalog.checkpoints).
     quantize_on_load: bool = False
     checkpoint_source: str = ""  # where the checkpoint is published (README), "" when the operator chose
     checkpoint_file: str | None = None  # the one file to fetch from checkpoint_source (GGUF)
-    min_replicas: int = 1
+    min_replicas: int = (
+        1  # 0 only for one deployment of a by-hour mixed fleet (its other GPU serves meanwhile)
+    )
     max_replicas: int | None = None  # None: the planned peak plus a quarter for bursts
     namespace: str = "llm"
     gpu_memory_fraction: float = 0.90
@@ -75,6 +85,17 @@ class BundleRequest:
     image: str | None = None  # None: the engine's pinned image for this accelerator
     rank: int = 1
     monthly_cost_usd: float | None = None
+    # One deployment of a mixed fleet: appended to the object names so both deployments share a namespace.
+    name_suffix: str = ""
+
+    @property
+    def gpus(self) -> int:
+        """GPUs of one replica, over all its hosts."""
+        return self.tp * self.pp * self.dp
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.gpus // self.nodes if self.nodes > 0 else self.gpus
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -91,12 +112,19 @@ class BundleRequest:
             )
         if any(not isinstance(r, int) or isinstance(r, bool) or r < 0 for r in self.replicas_by_hour):
             problems.append("replicas_by_hour must hold non-negative integers")
-        if self.tp < 1:
-            problems.append("tp must be at least 1")
-        if self.min_replicas < 1:
-            # The queue metric only exists while a replica runs; scale-from-zero needs a request-rate
-            # keep-alive trigger and a gateway that holds the first request, which this bundle does not emit.
-            problems.append("min_replicas must be at least 1")
+        if min(self.tp, self.pp, self.dp, self.ep, self.nodes) < 1:
+            problems.append("tp, pp, dp, ep and nodes must be at least 1")
+        else:
+            problems += self._parallel_problems()
+        if self.min_replicas < 0 or (
+            self.min_replicas == 0 and not (self.use_keda and any(self.replicas_by_hour))
+        ):
+            # The queue metric only exists while a replica runs, so nothing but a schedule (KEDA cron) can bring
+            # a replica back from zero; requests meanwhile need somewhere else to go (a mixed fleet's router
+            # sends them to its other deployment).
+            problems.append(
+                "min_replicas must be at least 1, or 0 with KEDA and a schedule that has replicas"
+            )
         if self.max_replicas is not None and self.max_replicas < max(self.min_replicas, 1):
             problems.append("max_replicas must be at least min_replicas")
         if self.max_model_len < 16 or self.max_num_seqs < 1:
@@ -110,6 +138,8 @@ class BundleRequest:
         # Operator-supplied names that become object fields (not just values) must already be well formed.
         if self.storage_class is not None and not _DNS_SUBDOMAIN.match(self.storage_class):
             problems.append(f"storage_class {self.storage_class!r} is not a valid StorageClass name")
+        if self.name_suffix and not _DNS_LABEL.match(self.name_suffix):
+            problems.append(f"name_suffix {self.name_suffix!r} is not a DNS label")
         if not _URL.match(self.prometheus_url):
             problems.append(f"prometheus_url {self.prometheus_url!r} is not a plain http(s) URL")
         if self.image is not None and not _IMAGE.match(self.image):
@@ -118,4 +148,16 @@ class BundleRequest:
             problems.append(
                 "drain_s must be >= 0, first_token_timeout_s and queue_threshold_per_replica >= 1"
             )
+        return problems
+
+    def _parallel_problems(self) -> list[str]:
+        problems = []
+        if (self.tp * self.dp) % self.ep:
+            problems.append(f"ep {self.ep} must divide tp x dp ({self.tp * self.dp})")
+        if self.gpus % self.nodes:
+            problems.append(
+                f"the replica's {self.gpus} GPUs (tp x pp x dp) do not split evenly over {self.nodes} nodes"
+            )
+        if self.gpu == "cpu" and max(self.pp, self.dp, self.ep, self.nodes) > 1:
+            problems.append("a cpu replica runs on one host, without pipeline, data or expert parallelism")
         return problems

@@ -108,11 +108,12 @@ def cheapest_overflow(api_alternatives: Iterable[Mapping[str, Any]]) -> Overflow
     )
 
 
-def _self_hosted_params(layout: Layout) -> dict[str, Any]:
+def self_hosted_params(layout: Layout, *, base_env: str = SELF_HOSTED_BASE_ENV) -> dict[str, Any]:
+    """LiteLLM parameters of one self-hosted deployment, its address read from `base_env`."""
     request = layout.request
     params: dict[str, Any] = {
         "model": f"openai/{layout.served_model_id}",
-        "api_base": f"os.environ/{SELF_HOSTED_BASE_ENV}",
+        "api_base": f"os.environ/{base_env}",
         "api_key": f"os.environ/{SELF_HOSTED_KEY_ENV}",
         # Streaming: a request waiting this long for its first chunk is better served by the hosted model.
         "stream_timeout": request.first_token_timeout_s,
@@ -135,21 +136,29 @@ def _hosted_params(overflow: OverflowTarget) -> dict[str, Any]:
     return params
 
 
+def router_settings() -> dict[str, Any]:
+    """What every router of a bundle sets: caps and lengths checked before the call (`enable_pre_call_checks`),
+    and no retries on a self-hosted group, so a capped or failing engine goes straight to what follows it (the
+    fallback, or the next `order`); three failures a minute cool a deployment down for 30 s."""
+    return {
+        "routing_strategy": "simple-shuffle",
+        "enable_pre_call_checks": True,
+        "num_retries": 0,
+        "allowed_fails": 3,
+        "cooldown_time": 30,
+    }
+
+
 def litellm_config(layout: Layout, overflow: OverflowTarget) -> dict[str, Any]:
     primary = layout.request.served_name
     hosted = f"{primary}{OVERFLOW_SUFFIX}"
     return {
         "model_list": [
-            {"model_name": primary, "litellm_params": _self_hosted_params(layout)},
+            {"model_name": primary, "litellm_params": self_hosted_params(layout)},
             {"model_name": hosted, "litellm_params": _hosted_params(overflow)},
         ],
         "router_settings": {
-            "routing_strategy": "simple-shuffle",
-            "enable_pre_call_checks": True,
-            # No retries on the self-hosted group: a capped or failing engine goes straight to the fallback.
-            "num_retries": 0,
-            "allowed_fails": 3,
-            "cooldown_time": 30,
+            **router_settings(),
             "fallbacks": [{primary: [hosted]}],
             # A prompt longer than the engine's max model length fails fast there; the hosted model may take it.
             "context_window_fallbacks": [{primary: [hosted]}],

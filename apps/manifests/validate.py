@@ -35,7 +35,13 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 CRD_FILES = {
     ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.yaml",
     ("monitoring.coreos.com/v1", "PodMonitor"): "monitoring.coreos.com_podmonitors.yaml",
+    ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): "leaderworkerset.x-k8s.io_leaderworkersets.yaml",
 }
+# Kinds that run the engine's pods, and where their pod templates are.
+WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
+# What LeaderWorkerSet sets in each of its pods' environment (kubernetes-sigs/lws v0.10.0, AddLWSVariables).
+LWS_VARIABLES = frozenset({"LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE", "LWS_WORKER_INDEX"})
+_EXPANDED_REFERENCE = re.compile(r"(?<!\$)(?:\$\$)*\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 COMPOSE_SCHEMA_FILE = "compose-spec.json"
 
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -169,8 +175,8 @@ def _metadata_problems(doc: dict[str, Any], label: str) -> list[Problem]:
     if not re.match(_DNS_SUBDOMAIN, str(meta.get("name", ""))) or len(str(meta.get("name", ""))) > 253:
         problems.append(Problem(label, "metadata.name", f"{meta.get('name')!r} is not a valid object name"))
     label_sets = [("metadata.labels", meta.get("labels") or {})]
-    template_meta = ((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    label_sets.append(("spec.template.metadata.labels", template_meta.get("labels") or {}))
+    for where, template in _pod_templates(doc):
+        label_sets.append((f"{where}.metadata.labels", (template.get("metadata") or {}).get("labels") or {}))
     for where, labels in label_sets:
         for key, value in labels.items():
             if not _valid_key(key):
@@ -192,34 +198,106 @@ def _valid_key(key: Any) -> bool:
     return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
 
 
+def _pod_templates(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(dotted path, pod template) of a workload: a Deployment's one, a LeaderWorkerSet's leader and worker."""
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "LeaderWorkerSet":
+        group = spec.get("leaderWorkerTemplate") or {}
+        return [
+            (f"spec.leaderWorkerTemplate.{key}", group[key])
+            for key in ("leaderTemplate", "workerTemplate")
+            if isinstance(group.get(key), dict)
+        ]
+    template = spec.get("template")
+    return [("spec.template", template)] if isinstance(template, dict) else []
+
+
 def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
-    return ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+    """The pod spec that serves: a Deployment's, or a LeaderWorkerSet's leader's."""
+    templates = _pod_templates(doc)
+    return (templates[0][1].get("spec") or {}) if templates else {}
 
 
 def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def _deployment_problems(doc: dict[str, Any], label: str, claims: set[Any]) -> list[Problem]:
+def _workload_problems(doc: dict[str, Any], label: str, claims: set[Any]) -> list[Problem]:
     spec = doc.get("spec") or {}
-    selector = (spec.get("selector") or {}).get("matchLabels") or {}
-    template_labels = (((spec.get("template") or {}).get("metadata") or {}).get("labels")) or {}
     problems = []
-    if not _matches(selector, template_labels):
-        problems.append(
-            Problem(label, "spec.selector.matchLabels", "selector does not match the pod template")
-        )
-    pod = _pod_spec(doc)
-    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
-    for i, container in enumerate(pod.get("containers") or []):
-        where = f"spec.template.spec.containers.{i}"
-        problems += _container_problems(container, where, label, volumes)
-    for name, volume in volumes.items():
-        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-        if claim is not None and claim not in claims:
+    if doc.get("kind") == "Deployment":
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        template_labels = (((spec.get("template") or {}).get("metadata") or {}).get("labels")) or {}
+        if not _matches(selector, template_labels):
             problems.append(
-                Problem(label, f"spec.template.spec.volumes.{name}", f"no PVC {claim!r} in the bundle")
+                Problem(label, "spec.selector.matchLabels", "selector does not match the pod template")
             )
+    else:
+        problems += _leader_worker_set_problems(doc, label)
+    allowed = LWS_VARIABLES if doc.get("kind") == "LeaderWorkerSet" else frozenset()
+    for where, template in _pod_templates(doc):
+        pod = template.get("spec") or {}
+        volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+        for i, container in enumerate(pod.get("containers") or []):
+            container_where = f"{where}.spec.containers.{i}"
+            problems += _container_problems(container, container_where, label, volumes)
+            problems += _reference_problems(container, container_where, label, allowed)
+        for name, volume in volumes.items():
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim is not None and claim not in claims:
+                problems.append(
+                    Problem(label, f"{where}.spec.volumes.{name}", f"no PVC {claim!r} in the bundle")
+                )
+    return problems
+
+
+def _leader_worker_set_problems(doc: dict[str, Any], label: str) -> list[Problem]:
+    """What a group needs beyond its schema: more than one pod, and the same accelerators on every host."""
+    group = (doc.get("spec") or {}).get("leaderWorkerTemplate") or {}
+    problems = []
+    if not isinstance(group.get("size"), int) or group["size"] < 2:
+        problems.append(
+            Problem(label, "spec.leaderWorkerTemplate.size", "a multi-node group needs size >= 2")
+        )
+    templates = dict(_pod_templates(doc))
+    if len(templates) != 2:
+        return [
+            *problems,
+            Problem(label, "spec.leaderWorkerTemplate", "needs a leaderTemplate and a workerTemplate"),
+        ]
+    limits = [
+        sorted(
+            (k, str(v))
+            for c in (t.get("spec") or {}).get("containers") or []
+            for k, v in ((c.get("resources") or {}).get("limits") or {}).items()
+            if "/" in k
+        )
+        for t in templates.values()
+    ]
+    if limits[0] != limits[1]:
+        problems.append(
+            Problem(
+                label,
+                "spec.leaderWorkerTemplate",
+                "leader and worker hosts must request the same accelerators",
+            )
+        )
+    return problems
+
+
+def _reference_problems(
+    container: dict[str, Any], where: str, label: str, allowed: frozenset[str]
+) -> list[Problem]:
+    """$(NAME) left unescaped in command or args is expanded by the kubelet: only the variables the workload
+    kind guarantees may appear (LeaderWorkerSet's); user text is always escaped."""
+    problems = []
+    for key in ("command", "args"):
+        for i, arg in enumerate(container.get(key) or []):
+            for name in _EXPANDED_REFERENCE.findall(str(arg)):
+                if name not in allowed:
+                    problems.append(
+                        Problem(label, f"{where}.{key}.{i}", f"$({name}) would be expanded by the kubelet")
+                    )
     return problems
 
 
@@ -255,19 +333,20 @@ def _container_problems(
     return problems
 
 
-def _selects_a_pod(selector: Mapping[str, str], pods: list[dict[str, Any]]) -> dict[str, Any] | None:
-    for deployment in pods:
-        labels = (((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
-            "labels"
-        ) or {}
-        if _matches(selector, labels):
-            return deployment
+def _selects_a_pod(selector: Mapping[str, str], workloads: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first pod template the selector selects (a Deployment's or a LeaderWorkerSet's leader or worker)."""
+    for workload in workloads:
+        for _, template in _pod_templates(workload):
+            if _matches(selector, (template.get("metadata") or {}).get("labels") or {}):
+                return template
     return None
 
 
-def _container_port_names(deployment: dict[str, Any]) -> set[str]:
+def _container_port_names(template: dict[str, Any]) -> set[str]:
     return {
-        p.get("name") for c in _pod_spec(deployment).get("containers") or [] for p in c.get("ports") or []
+        p.get("name")
+        for c in (template.get("spec") or {}).get("containers") or []
+        for p in c.get("ports") or []
     }
 
 
@@ -331,7 +410,7 @@ def _cron_problems(metadata: Mapping[str, Any], where: str, label: str) -> list[
 
 def _bundle_rules(documents: list[tuple[str, dict[str, Any]]]) -> list[Problem]:
     """Rules across documents: references resolve, selectors select, one owner for replica counts."""
-    deployments = [d for _, d in documents if d.get("kind") == "Deployment"]
+    deployments = [d for _, d in documents if d.get("kind") in WORKLOAD_KINDS]
     by_name = {(d.get("metadata") or {}).get("name"): d for d in deployments}
     claims = {
         (d.get("metadata") or {}).get("name")
@@ -345,18 +424,19 @@ def _bundle_rules(documents: list[tuple[str, dict[str, Any]]]) -> list[Problem]:
     for label, doc in documents:
         problems += _metadata_problems(doc, label)
         kind, spec = doc.get("kind"), doc.get("spec") or {}
-        if kind == "Deployment":
-            problems += _deployment_problems(doc, label, claims)
-            for volume in _pod_spec(doc).get("volumes") or []:
-                name = (volume.get("configMap") or {}).get("name")
-                if name is not None and name not in config_maps:
-                    problems.append(
-                        Problem(label, "spec.template.spec.volumes", f"no ConfigMap {name!r} in the bundle")
-                    )
+        if kind in WORKLOAD_KINDS:
+            problems += _workload_problems(doc, label, claims)
+            for where, template in _pod_templates(doc):
+                for volume in (template.get("spec") or {}).get("volumes") or []:
+                    name = (volume.get("configMap") or {}).get("name")
+                    if name is not None and name not in config_maps:
+                        problems.append(
+                            Problem(label, f"{where}.spec.volumes", f"no ConfigMap {name!r} in the bundle")
+                        )
         elif kind == "Service":
             target = _selects_a_pod(spec.get("selector") or {}, deployments)
             if target is None:
-                problems.append(Problem(label, "spec.selector", "selects no Deployment's pods in the bundle"))
+                problems.append(Problem(label, "spec.selector", "selects no pods of the bundle's workloads"))
             else:
                 for port in spec.get("ports") or []:
                     if isinstance(port.get("targetPort"), str) and port[
@@ -368,7 +448,7 @@ def _bundle_rules(documents: list[tuple[str, dict[str, Any]]]) -> list[Problem]:
         elif kind in {"PodDisruptionBudget", "PodMonitor"}:
             target = _selects_a_pod((spec.get("selector") or {}).get("matchLabels") or {}, deployments)
             if target is None:
-                problems.append(Problem(label, "spec.selector", "selects no Deployment's pods in the bundle"))
+                problems.append(Problem(label, "spec.selector", "selects no pods of the bundle's workloads"))
             elif kind == "PodMonitor":
                 for endpoint in spec.get("podMetricsEndpoints") or []:
                     if endpoint.get("port") not in _container_port_names(target):
@@ -426,7 +506,8 @@ def _queue_metric_problems(doc: dict[str, Any], label: str, deployments: dict[An
                 problems.append(
                     Problem(label, where, f"the engine exports {metric} only with {switch}, which it lacks")
                 )
-        if str(metadata.get("ignoreNullValues", "true")).lower() != "false":
+        scheduled_to_zero = spec.get("minReplicaCount") == 0 and "fallback" not in spec
+        if str(metadata.get("ignoreNullValues", "true")).lower() != "false" and not scheduled_to_zero:
             problems.append(
                 Problem(
                     label, f"{where}.ignoreNullValues", "a missing metric must be an error, not a silent 0"
@@ -438,14 +519,29 @@ def _queue_metric_problems(doc: dict[str, Any], label: str, deployments: dict[An
 def _autoscaler_target_problems(
     spec: dict[str, Any], label: str, deployments: dict[Any, Any]
 ) -> list[Problem]:
-    name = (spec.get("scaleTargetRef") or {}).get("name")
+    ref = spec.get("scaleTargetRef") or {}
+    name = ref.get("name")
     target = deployments.get(name)
     if target is None:
-        return [Problem(label, "spec.scaleTargetRef.name", f"no Deployment {name!r} in the bundle")]
-    if "replicas" in (target.get("spec") or {}):
         return [
-            Problem(label, "spec.scaleTargetRef", f"Deployment {name!r} sets replicas the autoscaler owns")
+            Problem(
+                label, "spec.scaleTargetRef.name", f"no Deployment or LeaderWorkerSet {name!r} in the bundle"
+            )
         ]
+    kind = target.get("kind")
+    # KEDA defaults a missing kind to Deployment; an autoscaler aimed at the wrong kind scales nothing.
+    if (ref.get("kind") or "Deployment") != kind or (ref.get("apiVersion") or "apps/v1") != target.get(
+        "apiVersion"
+    ):
+        return [
+            Problem(
+                label,
+                "spec.scaleTargetRef",
+                f"{name!r} is a {target.get('apiVersion')} {kind}, not {ref.get('apiVersion')} {ref.get('kind')}",
+            )
+        ]
+    if "replicas" in (target.get("spec") or {}):
+        return [Problem(label, "spec.scaleTargetRef", f"{kind} {name!r} sets replicas the autoscaler owns")]
     return []
 
 
@@ -540,6 +636,7 @@ def litellm_problems(doc: Any, label: str = "litellm/config.yaml") -> list[Probl
             problems.append(
                 Problem(label, f"model_list.{i}.litellm_params.api_key", "keys must be os.environ/NAME")
             )
+    problems += _ordered_group_problems(doc, label)
     master = (doc.get("general_settings") or {}).get("master_key")
     if master is not None and not str(master).startswith("os.environ/"):
         problems.append(Problem(label, "general_settings.master_key", "keys must be os.environ/NAME"))
@@ -549,6 +646,37 @@ def litellm_problems(doc: Any, label: str = "litellm/config.yaml") -> list[Probl
                 problems.append(
                     Problem(label, f"router_settings.fallbacks.{i}", "names a model not in model_list")
                 )
+    return problems
+
+
+def _ordered_group_problems(doc: dict[str, Any], label: str) -> list[Problem]:
+    """A model group routed by `order` and input length (a mixed fleet by length) only routes so when LiteLLM
+    checks lengths before the call and every deployment states its own limit: LiteLLM registers the model info
+    of deployments sharing a model under that model's name, so one without a limit inherits another's."""
+    ordered = [
+        (i, entry)
+        for i, entry in enumerate(doc["model_list"])
+        if (entry.get("litellm_params") or {}).get("order") is not None
+    ]
+    if not ordered:
+        return []
+    problems = []
+    if (doc.get("router_settings") or {}).get("enable_pre_call_checks") is not True:
+        problems.append(
+            Problem(
+                label, "router_settings.enable_pre_call_checks", "ordered deployments need pre-call checks"
+            )
+        )
+    for i, entry in ordered:
+        limit = (entry.get("model_info") or {}).get("max_input_tokens")
+        if not isinstance(limit, int) or limit < 1:
+            problems.append(
+                Problem(
+                    label,
+                    f"model_list.{i}.model_info",
+                    "an ordered deployment needs its own max_input_tokens",
+                )
+            )
     return problems
 
 
@@ -586,6 +714,8 @@ def validate_bundle(files: Mapping[str, str]) -> list[Problem]:
             problems += _SINGLE_FILE_RULES[path](docs[0])
         elif not path.startswith(("extras/", "engine-config/")):
             problems.append(Problem(path, "", "unexpected file in the bundle"))
-    if "compose.yaml" not in files:
-        problems.append(Problem("compose.yaml", "", "missing"))
+    if "compose.yaml" not in files and not any(path.startswith("k8s/") for path in files):
+        problems.append(
+            Problem("compose.yaml", "", "missing, and no k8s/ either: the bundle deploys nothing")
+        )
     return problems

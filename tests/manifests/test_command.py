@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from apps.manifests import yamlio
 from apps.manifests.validate import validate_bundle
 from tests.manifests.test_request import WORKLOAD
+from tests.planner.pipeline.test_mixed_fleet import BIMODAL_WORKLOAD
 
 
 @pytest.fixture
@@ -39,10 +40,28 @@ def test_writes_the_option_asked_for(db: None, workload_file: Path, tmp_path: Pa
     assert "rank 2:" in deployment["metadata"]["annotations"]["llm-deployment-advisor/option"]
 
 
+def test_writes_a_mixed_fleet(db: None, tmp_path: Path) -> None:
+    # given the workload whose plan mixes two GPU types by prompt length (tests/planner)
+    path = tmp_path / "bimodal.json"
+    path.write_text(json.dumps(BIMODAL_WORKLOAD))
+    out = tmp_path / "out"
+
+    call_command("manifests", "--workload-file", str(path), "--mixed", "0", "--out", str(out))
+
+    files = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert {
+        "k8s/20-deployment-rtx-a6000.yaml",
+        "k8s/20-deployment-a100-80gb.yaml",
+        "litellm/config.yaml",
+    } <= set(files)
+    assert validate_bundle(files) == []
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (["--option", "99"], "no option 99"),
+        (["--mixed", "7"], "no mixed fleet 7"),
         (["--workload-file", "/nonexistent.json"], "cannot read"),
     ],
 )

@@ -167,3 +167,57 @@ def test_an_undeployable_option_fails_when_the_request_is_made(planned: dict[str
     option = {**planned["options"][0], "engine": "sglang", "quant": "bf16", "gpu": "mi300x"}
     with pytest.raises(ManifestError, match=re.escape("SGLang 0.5.23 publishes no ROCM image")):
         request_from_plan(option, WORKLOAD, planned)
+
+
+# Per engine: the argument (or options-file line) that turns the prefix cache on and the one that turns it off.
+PREFIX_SWITCHES = {
+    "vllm": ("--enable-prefix-caching", "--disable-prefix-caching"),
+    "sglang": (None, "--disable-radix-cache"),
+    "trtllm": ("  enable_block_reuse: true", "  enable_block_reuse: false"),
+}
+
+
+def _prefix_switches(files: dict[str, str], engine: str) -> str:
+    if engine == "trtllm":
+        return files["engine-config/trtllm-extra-llm-api-options.yaml"]
+    return " ".join(engine_container(files)["args"])
+
+
+@pytest.mark.parametrize("engine", sorted(PREFIX_SWITCHES))
+@pytest.mark.parametrize("cached", [True, False])
+def test_prefix_caching_follows_the_plan_option(planned: dict[str, Any], engine: str, cached: bool) -> None:
+    # given an option whose serve settings say whether the planner credited the prefix cache
+    base = next((o for o in planned["options"] if o["engine"] == engine), None)
+    if base is None:
+        pytest.skip(f"the plan has no {engine} option")
+    option = copy.deepcopy(base)
+    option["serve"]["prefix_caching"] = cached
+
+    # when the bundle is built
+    request = request_from_plan(option, WORKLOAD, planned)
+    files = build_bundle(request)
+
+    # then the engine runs with its prefix cache exactly as planned
+    assert request.prefix_caching is cached
+    on, off = PREFIX_SWITCHES[engine]
+    text = _prefix_switches(files, engine)
+    assert (off in text) is not cached
+    if on is not None:
+        assert (on in text) is cached
+    assert validate_bundle(files) == []
+
+
+def test_the_option_carries_its_parallel_degrees(planned: dict[str, Any]) -> None:
+    option = copy.deepcopy(planned["options"][0])
+    option.update(model="qwen3-30b-a3b", engine="vllm", quant="bf16", tp=2, pp=1, dp=2, ep=4, nodes=1)
+    option["gpus_per_replica"] = 4
+    request = request_from_plan(option, WORKLOAD, planned)
+    assert (request.tp, request.pp, request.dp, request.ep, request.nodes, request.gpus) == (2, 1, 2, 4, 1, 4)
+
+    with pytest.raises(ManifestError) as refused:
+        request_from_plan({**option, "ep": 3}, WORKLOAD, planned)
+    assert "ep 3 must divide tp x dp (4)" in str(refused.value)
+    with pytest.raises(ManifestError, match="tp x pp x dp"):
+        request_from_plan({**option, "gpus_per_replica": 8}, WORKLOAD, planned)
+    with pytest.raises(ManifestError, match="do not split evenly over 3 nodes"):
+        request_from_plan({**option, "nodes": 3}, WORKLOAD, planned)

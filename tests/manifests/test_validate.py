@@ -129,7 +129,7 @@ MUTATIONS: dict[str, tuple[Callable[[Files], Files], str, str]] = {
     "service selecting nothing": (
         _edit(SERVICE, lambda d: d["spec"]["selector"].update({"app.kubernetes.io/component": "nope"})),
         SERVICE,
-        "selects no Deployment",
+        "selects no pods of the bundle's workloads",
     ),
     "unknown field in a KEDA trigger (CRD schema)": (
         _edit(SCALED, lambda d: _queue_trigger(d).update(metricName="x")),
@@ -159,7 +159,7 @@ MUTATIONS: dict[str, tuple[Callable[[Files], Files], str, str]] = {
     "autoscaler target that does not exist": (
         _edit(SCALED, lambda d: d["spec"]["scaleTargetRef"].update(name="elsewhere")),
         SCALED,
-        "no Deployment 'elsewhere'",
+        "no Deployment or LeaderWorkerSet 'elsewhere'",
     ),
     "deployment replicas fighting the autoscaler": (
         _edit(DEPLOYMENT, lambda d: d["spec"].update(replicas=3)),

@@ -14,8 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from workers.engines import ENGINES, ServeConfig, engine_files, serve_args
-from workers.releases import DATA_DIR, all_facts, release, unknown_flags
+from workers.engines import (
+    ENGINES,
+    ServeConfig,
+    UnsupportedCandidate,
+    check_supported,
+    engine_files,
+    serve_args,
+    trtllm_options,
+)
+from workers.releases import DATA_DIR, all_facts, release, unknown_flags, unknown_llm_api_options
 
 ROOT = Path(__file__).resolve().parents[2]
 PINNED = [(engine, version) for engine, facts in all_facts().items() for version in facts.releases]
@@ -46,6 +54,42 @@ def _configs(engine: str, version: str) -> list[ServeConfig]:
                 engine_version=version,
             )
         )
+    return configs + _parallel_configs(engine, version)
+
+
+# The layouts the planner proposes beyond plain TP (apps/planner/pipeline/candidates.py parallel_layouts), on
+# every host of the replica, and pipeline stages on one host: (tp, pp, dp, ep, nnodes).
+PARALLEL_LAYOUTS = ((8, 1, 1, 8, 1), (1, 1, 8, 8, 1), (4, 2, 1, 1, 1), (8, 2, 1, 1, 2), (1, 1, 16, 16, 2))
+NODE_RANKS = ("0", "$(LWS_WORKER_INDEX)")
+
+
+def _parallel_configs(engine: str, version: str) -> list[ServeConfig]:
+    configs = []
+    for (tp, pp, dp, ep, nnodes), rank, prefix in itertools.product(
+        PARALLEL_LAYOUTS, NODE_RANKS, (True, False)
+    ):
+        if nnodes == 1 and rank != "0":
+            continue
+        config = ServeConfig(
+            engine=engine,
+            model_path="org/model",
+            served_name="model",
+            quantization="fp8",
+            prefix_caching=prefix,
+            tensor_parallel=tp,
+            pipeline_parallel=pp,
+            data_parallel=dp,
+            expert_parallel=ep,
+            nnodes=nnodes,
+            node_rank=rank,
+            leader_address="$(LWS_LEADER_ADDRESS)" if nnodes > 1 else None,
+            engine_version=version,
+        )
+        try:
+            check_supported(config)
+        except UnsupportedCandidate:
+            continue  # refused with its reason: tests/workers/test_engines_parallel.py
+        configs.append(config)
     return configs
 
 
@@ -55,9 +99,23 @@ def test_every_emitted_flag_exists_in_the_pinned_release(engine: str, version: s
     configs = _configs(engine, version)
     assert configs
 
-    # then each argument list holds only options (and choice values) the release's parser accepts
+    # then each argument list holds only options (and choice values) the release's parser accepts, and each
+    # options file only keys the release's LLM API has
     for config in configs:
         assert unknown_flags(engine, serve_args(config), version) == [], config
+        if engine == "trtllm":
+            assert unknown_llm_api_options(engine, trtllm_options(config), version) == [], config
+
+
+@pytest.mark.parametrize(("engine", "version"), [p for p in PINNED if p[0] in ("vllm", "sglang", "trtllm")])
+def test_the_parallel_layouts_reach_the_flag_check(engine: str, version: str) -> None:
+    # The expert-, data-, pipeline-parallel and multi-host shapes are among the checked configs above.
+    shapes = {
+        (c.pipeline_parallel, c.data_parallel, c.expert_parallel, c.nnodes)
+        for c in _parallel_configs(engine, version)
+    }
+    assert {(1, 1, 8, 1), (1, 8, 8, 1), (2, 1, 1, 1)} <= {(p, d, e, 1) for p, d, e, _ in shapes}
+    assert any(nnodes == 2 for *_, nnodes in shapes) == (engine != "trtllm")
 
 
 def test_the_checker_catches_the_flags_that_broke_earlier_pins() -> None:
