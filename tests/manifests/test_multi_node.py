@@ -41,20 +41,24 @@ R1_WORKLOAD: dict[str, Any] = {
 
 
 @functools.cache
-def _r1_plan() -> dict[str, Any]:
-    return plan(workload_spec_from_dict(copy.deepcopy(R1_WORKLOAD)), load_snapshot())
+def _r1_plan(engine: str = "") -> dict[str, Any]:
+    """The plan over every engine, or over one (so that its layouts are among the options shown)."""
+    document = copy.deepcopy(R1_WORKLOAD)
+    if engine:
+        document["constraints"]["engines"] = [engine]
+    return plan(workload_spec_from_dict(document), load_snapshot())
 
 
 def _option(engine: str, parallelism: str) -> dict[str, Any]:
     options: list[dict[str, Any]] = [
-        o for o in _r1_plan()["options"] if o["engine"] == engine and o["parallelism"] == parallelism
+        o for o in _r1_plan(engine)["options"] if o["parallelism"] == parallelism
     ]
-    assert options, [(o["engine"], o["parallelism"]) for o in _r1_plan()["options"]]
+    assert options, [(o["engine"], o["parallelism"]) for o in _r1_plan(engine)["options"]]
     return options[0]
 
 
 def _bundle(option: dict[str, Any], **kwargs: Any) -> dict[str, str]:
-    return build_bundle(request_from_plan(option, R1_WORKLOAD, _r1_plan()), **kwargs)
+    return build_bundle(request_from_plan(option, R1_WORKLOAD, _r1_plan(option["engine"])), **kwargs)
 
 
 def _lws(files: dict[str, str]) -> dict[str, Any]:

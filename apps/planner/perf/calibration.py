@@ -142,7 +142,7 @@ _GEOMETRY_FIELDS = tuple(
     f.name
     for f in fields(StepModel)
     if f.name not in {"deployment", "memory", "efficiency", *PARAMETER_NAMES}
-    and f.name not in {"overhead_s", "seq_overhead_s", "link_latency_s", "request_overhead_s"}
+    and f.name not in {"overhead_s", "seq_overhead_s", "link_latency_s", "request_overhead_s", "expert_mbu"}
 )
 
 
@@ -230,7 +230,7 @@ def evaluate(design: Design, etas: dict[str, FloatArray]) -> FloatArray:
     step = StepModel(
         **design.geometry,  # type: ignore[arg-type]
         mbu=values["mbu"],
-        expert_mbu=values["expert_mbu"],
+        expert_mbu=values["mbu"] * values["expert_mbu_ratio"],
         mfu=values["mfu"],
         attention_mbu=values["attention_mbu"],
         overhead_s=values["step_overhead_ms"] / 1e3,

@@ -145,6 +145,14 @@ class CorpusRow:
         replica_gpus = tp * pp
         return tp, 1, pp, ep, max(1, self.gpu_count // replica_gpus)
 
+    @property
+    def variable_length_burst(self) -> bool:
+        """A finite batch of prompts sent at once whose lengths vary (a chat data set, or outputs that stop at
+        the end-of-sequence token): its throughput over the makespan includes a tail of the longest requests at
+        a small batch, which the steady state of fixed lengths does not describe."""
+        text = f"{self.dataset} {self.notes}".lower()
+        return "sharegpt" in text or "no --ignore-eos" in text
+
     def target(self) -> Target | str:
         """What the model predicts for this row, or why it cannot."""
         if self.excluded:
@@ -166,6 +174,10 @@ class CorpusRow:
             return f"{stat} latency (the closed forms give means)"
         if metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms") and self.load == "offline":
             return "offline latency (depends on how many requests were queued)"
+        if self.load == "offline" and self.variable_length_burst:
+            return (
+                "a burst of requests of varying length (its tail runs at a small batch; lengths not stated)"
+            )
         if metric == "ttft_ms":
             return Target(TTFT, value)
         if metric in ("tpot_ms", "itl_ms"):

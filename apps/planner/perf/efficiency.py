@@ -28,8 +28,9 @@ class Efficiency:
     """The efficiencies of one deployment, and where they come from.
 
     mbu: achieved fraction of peak memory bandwidth when the dense linear layers stream weights.
-    expert_mbu: the same for a mixture of experts' routed experts: each expert's slice of the step's tokens is
-        a small GEMM of its own (grouped), which streams its weights less efficiently than one dense GEMM.
+    expert_mbu_ratio: what a mixture of experts' routed experts reach as a fraction of that MBU: each expert's
+        slice of the step's tokens is a small GEMM of its own (grouped), which streams its weights less
+        efficiently than one dense GEMM. A ratio, so the dense layers of every model share one MBU.
     mfu: achieved fraction of peak dense tensor throughput for matmuls and prefill attention.
     attention_mbu: fraction of peak bandwidth decode attention reaches streaming the KV cache.
     step_overhead_ms: fixed scheduler, sampling and launch cost per engine step.
@@ -42,7 +43,7 @@ class Efficiency:
     """
 
     mbu: float
-    expert_mbu: float
+    expert_mbu_ratio: float
     mfu: float
     attention_mbu: float
     step_overhead_ms: float
@@ -53,6 +54,10 @@ class Efficiency:
     calibration_key: str
     basis: str  # "fitted" or "prior"
     evidence: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def expert_mbu(self) -> float:
+        return self.mbu * self.expert_mbu_ratio
 
 
 @dataclass(frozen=True)
@@ -110,9 +115,9 @@ _RUNTIME_FACTORS = (
 _ENGINE_FACTORS = ("engine", "engine generation", "platform", "engine x platform")
 
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("mbu", "logit", 0.60, 0.98, (*_DEPLOYMENT_FACTORS, "model"), ("log2_tp", "log2_pp")),
-    Parameter("expert_mbu", "logit", 0.45, 0.98, (*_DEPLOYMENT_FACTORS, "model"), ("log2_tp",)),
-    Parameter("mfu", "logit", 0.45, 0.95, (*_DEPLOYMENT_FACTORS, "moe", "model"), ("log2_tp", "log2_pp")),
+    Parameter("mbu", "logit", 0.60, 0.98, _DEPLOYMENT_FACTORS, ("log2_tp", "log2_pp")),
+    Parameter("expert_mbu_ratio", "logit", 0.8, 1.0, ("engine", "platform", "engine x platform", "model")),
+    Parameter("mfu", "logit", 0.45, 0.95, (*_DEPLOYMENT_FACTORS, "moe"), ("log2_tp", "log2_pp")),
     Parameter("attention_mbu", "logit", 0.70, 0.98, _RUNTIME_FACTORS),
     Parameter("step_overhead_ms", "log", 2.0, factors=_RUNTIME_FACTORS),
     Parameter("seq_overhead_us", "log", 20.0, factors=_ENGINE_FACTORS),

@@ -18,7 +18,7 @@ from apps.planner.perf.deployment import (
     check_supported,
 )
 from apps.planner.pipeline.workload import Constraints, WorkloadError, WorkloadSpec
-from workers.engines import ENGINES
+from workers.engines import ENGINES, can_split
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,6 @@ def priced_offers(
     return by_gpu, unmodelled
 
 
-# Engines that split a mixture of experts over GPUs by expert (vLLM --enable-expert-parallel, SGLang --ep-size,
-# TRT-LLM moe_expert_parallel_size) and run attention data-parallel beside it.
-EXPERT_PARALLEL_ENGINES = frozenset({"vllm", "sglang", "trtllm"})
 NODE_GPUS = 8  # GPUs of one HGX/OAM node: a replica larger than this spans nodes
 
 
@@ -113,25 +110,32 @@ def parallel_layouts(
 ) -> Iterator[Deployment]:
     """Replica layouts to try: tensor parallelism over 1, 2, 4 and 8 GPUs; for a mixture of experts also expert
     parallelism beside tensor-parallel or data-parallel attention; and, where the constraints allow more than a
-    node's GPUs, two-node layouts (pipeline stages across the nodes, or wide expert parallelism)."""
+    node's GPUs, two-node layouts (pipeline stages across the nodes, or wide expert parallelism). Only layouts
+    the engine's pinned release can deploy (workers.engines.can_split), so every option has a bundle."""
     if gpu.is_cpu:
         yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine)
         return
-    moe = bool(model.num_experts) and engine in EXPERT_PARALLEL_ENGINES
+    moe = bool(model.num_experts) and can_split(engine, "expert")
+    attention_dp = moe and can_split(engine, "data")
     for tp in TP_DEGREES:
         if tp > max_gpus:
             return
         yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=tp)
         if moe and tp > 1:
             yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=tp, ep=tp)
-            yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=1, dp=tp, ep=tp)
-    if max_gpus >= 2 * NODE_GPUS and gpu.scale_up_domain_gpus < 2 * NODE_GPUS:
+            if attention_dp:
+                yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=1, dp=tp, ep=tp)
+    if (
+        max_gpus < 2 * NODE_GPUS
+        or gpu.scale_up_domain_gpus >= 2 * NODE_GPUS
+        or not can_split(engine, "nodes")
+    ):
+        return
+    if can_split(engine, "pipeline"):
         yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=NODE_GPUS, pp=2, nodes=2)
-        if moe:
-            gpus = 2 * NODE_GPUS
-            yield Deployment(
-                model=model, gpu=gpu, quant=quant, engine=engine, tp=1, dp=gpus, ep=gpus, nodes=2
-            )
+    if attention_dp:
+        gpus = 2 * NODE_GPUS
+        yield Deployment(model=model, gpu=gpu, quant=quant, engine=engine, tp=1, dp=gpus, ep=gpus, nodes=2)
 
 
 def instances_per_replica(dep: Deployment, offer: OfferSpec) -> int:

@@ -48,8 +48,10 @@ class MixedFleet:
         }
 
 
-def _label(costed: Costed) -> dict[str, Any]:
-    dep, fleet = costed.sized.screened.dep, costed.best
+def _label(costed: Costed, fleet: Fleet) -> dict[str, Any]:
+    """What a part runs and on which offer: the fleet it was priced on (a length bucket's own cheapest offer
+    can differ from the family's)."""
+    dep = costed.sized.screened.dep
     return {
         "engine": dep.engine,
         "quant": dep.quant.slug,
@@ -57,6 +59,7 @@ def _label(costed: Costed) -> dict[str, Any]:
         "parallelism": dep.parallelism,
         "provider": fleet.offer.offer.provider,
         "instance_type": fleet.offer.offer.instance_type,
+        "instance_usd_per_hour": round(fleet.offer.usd_per_hour, 4),
     }
 
 
@@ -84,7 +87,7 @@ def by_hour(a: Costed, b: Costed, workload: WorkloadSpec) -> MixedFleet | None:
     for key, costed in (("a", a), ("b", b)):
         hours = [h for h, c in enumerate(chosen) if c == key]
         replicas = [r if h in hours else 0 for h, r in enumerate(costed.best.replicas_by_hour)]
-        parts.append({**_label(costed), "hours": hours, "replicas_by_hour": replicas})
+        parts.append({**_label(costed, costed.best), "hours": hours, "replicas_by_hour": replicas})
     return MixedFleet("by_hour", monthly, tuple(parts), 1.0 - monthly / best_single)
 
 
@@ -146,7 +149,7 @@ def by_length(a: Costed, b: Costed, workload: WorkloadSpec) -> MixedFleet | None
             monthly += fleet.monthly_usd
             parts.append(
                 {
-                    **_label(costed),
+                    **_label(costed, fleet),
                     "prompt_tokens": {
                         "from": 0 if low == 0 else threshold + 1,
                         "to": threshold if high < 1 else prompt.max,

@@ -25,7 +25,7 @@ from apps.planner.pipeline.workload import LatencySlo
 
 EFF = Efficiency(
     mbu=0.6,
-    expert_mbu=0.6,
+    expert_mbu_ratio=1.0,
     mfu=0.5,
     attention_mbu=0.8,
     step_overhead_ms=1.0,

@@ -1,8 +1,8 @@
 """A mixed fleet chosen because it is cheaper than either GPU alone: short prompts to a cheap GPU, long ones to a
 large one (Mélange's split by request length).
 
-The workload is bimodal: 85% of prompts are 64-256 tokens (chat turns), 15% are 6,000-8,000 tokens (documents
-pasted whole). On a 48 GB RTX A6000 the short ones are cheap to serve and the long ones are slow to prefill; an
+The workload is bimodal: 90% of prompts are 64-256 tokens (chat turns), 10% are 6,000-8,000 tokens (documents
+pasted whole), 40 requests/s all day with a 2 s p95 TTFT. On a 48 GB RTX A6000 the short ones are cheap to serve and the long ones are slow to prefill; an
 A100 80GB prefills the long ones three times faster but costs more per hour than their share of the traffic needs.
 The team's platform already runs the cluster, so a second deployment costs two operator hours a month, not ten.
 """
@@ -18,11 +18,11 @@ from apps.catalog.specs import CatalogSnapshot
 from apps.planner.pipeline.plan import plan
 from apps.planner.pipeline.workload import workload_spec_from_dict
 
-SHORT_SHARE, LONG_SHARE = 85, 15
+SHORT_SHARE, LONG_SHARE = 90, 10
 BIMODAL_WORKLOAD: dict[str, Any] = {
     "name": "chat-and-documents",
     "model": "llama-3.1-8b",
-    "traffic": {"hourly_requests_per_s": [20.0] * 24},
+    "traffic": {"hourly_requests_per_s": [40.0] * 24},
     "prompt_tokens": {
         # mean of the two uniform bins, weighted by their counts
         "mean": round((SHORT_SHARE * (64 + 256) / 2 + LONG_SHARE * (6000 + 8000) / 2) / 100),
@@ -32,7 +32,7 @@ BIMODAL_WORKLOAD: dict[str, Any] = {
         "histogram": {"edges": [64, 256, 6000, 8000], "counts": [SHORT_SHARE, 0, LONG_SHARE]},
     },
     "output_tokens": {"mean": 150, "p50": 120, "p95": 400, "max": 512},
-    "slo": {"ttft_p95_ms": 4000, "itl_p95_ms": 80},
+    "slo": {"ttft_p95_ms": 2000, "itl_p95_ms": 80},
     "quality": {"allowed_quantizations": ["bf16", "fp8", "awq-int4"]},
     "constraints": {
         "gpus": ["rtx-a6000", "a100-80gb"],
@@ -55,7 +55,7 @@ def test_the_length_split_is_cheaper_than_either_gpu_alone(mixed_plan: dict[str,
     # given the cheapest option on each GPU
     single: dict[str, float] = {}
     for option in mixed_plan["options"]:
-        single.setdefault(option["gpu"], option["monthly_cost_usd"])
+        single[option["gpu"]] = min(single.get(option["gpu"], float("inf")), option["monthly_cost_usd"])
     assert set(single) == {CHEAP_GPU, LARGE_GPU}
 
     # then the plan's best mix splits by length and costs less than each of them
