@@ -16,6 +16,11 @@ from workers.engines import ENGINE_NAMES
 HOURS_PER_DAY = 24
 DAYS_PER_MONTH = 365.0 / 12.0  # 30.42: a month of 730 hours
 
+# How an instance-hour is priced: the single cheapest listing of each instance (the planner's first behaviour,
+# and the default), the median of the market's listings of that GPU per GPU-hour (a price one can expect to
+# find, not the one lucky listing), or the cheapest listing of the providers named in constraints.providers.
+OFFER_PRICING = ("cheapest_listing", "median_market", "named_providers")
+
 
 @dataclass(frozen=True)
 class LatencySlo:
@@ -57,6 +62,7 @@ class WorkloadSpec:
     # Overrides of the ownership cost defaults (amortisation_years, pue, usd_per_kwh,
     # colocation_usd_per_kw_month); see apps/planner/pipeline/payment.py.
     costing: Mapping[str, float] = field(default_factory=dict)
+    offer_pricing: str = "cheapest_listing"  # one of OFFER_PRICING
 
     @property
     def planning_burstiness_cv(self) -> float:
@@ -222,6 +228,11 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
             if value <= 0:
                 raise WorkloadError(f"costing.{key} must be positive")
             costing[key] = value
+    offer_pricing = d.get("offer_pricing") or "cheapest_listing"
+    if offer_pricing not in OFFER_PRICING:
+        raise WorkloadError(f"offer_pricing must be one of {', '.join(OFFER_PRICING)}, got {offer_pricing!r}")
+    if offer_pricing == "named_providers" and not constraints.providers:
+        raise WorkloadError("offer_pricing named_providers needs constraints.providers to name at least one")
     return WorkloadSpec(
         name=str(d.get("name") or "workload"),
         model=str(d["model"]),
@@ -245,6 +256,7 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
         else _numbers(weekend, "traffic.weekend_hourly_requests_per_s", length=HOURS_PER_DAY),
         prefix=PrefixCache(int(shared), reuse),
         costing=costing,
+        offer_pricing=str(offer_pricing),
     )
 
 
@@ -278,6 +290,7 @@ def workload_spec_to_dict(workload: WorkloadSpec) -> dict[str, Any]:
         "ops_hourly_usd": workload.ops_hourly_usd,
         "scheduled_scaling": workload.scheduled_scaling,
         "cold_start_s": workload.cold_start_s,
+        "offer_pricing": workload.offer_pricing,
     }
 
 
