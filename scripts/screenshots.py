@@ -39,7 +39,13 @@ WORKLOADS: list[dict[str, Any]] = [
         "output_tokens": {"mean": 300, "p50": 250, "p95": 800, "max": 2048},
         "slo": {"ttft_p95_ms": 1500, "itl_p95_ms": 50},
         "quality": {"allowed_quantizations": ["bf16", "fp8", "awq-int4"]},
-        "constraints": {"gpus": [], "providers": [], "max_gpus_per_replica": 8, "spot": False, "min_replicas": 1},
+        "constraints": {
+            "gpus": [],
+            "providers": [],
+            "max_gpus_per_replica": 8,
+            "spot": False,
+            "min_replicas": 1,
+        },
     },
     {
         "name": "nightly-summaries",
@@ -49,7 +55,13 @@ WORKLOADS: list[dict[str, Any]] = [
         "output_tokens": {"mean": 400, "p50": 350, "p95": 900, "max": 1500},
         "slo": {"ttft_p95_ms": 20000, "itl_p95_ms": 200},
         "quality": {"allowed_quantizations": ["bf16", "fp8", "awq-int4"]},
-        "constraints": {"gpus": [], "providers": [], "max_gpus_per_replica": 8, "spot": False, "min_replicas": 0},
+        "constraints": {
+            "gpus": [],
+            "providers": [],
+            "max_gpus_per_replica": 8,
+            "spot": False,
+            "min_replicas": 0,
+        },
     },
     {
         "name": "voice-agent-tight",
@@ -59,8 +71,13 @@ WORKLOADS: list[dict[str, Any]] = [
         "output_tokens": {"mean": 80, "p50": 60, "p95": 200, "max": 400},
         "slo": {"ttft_p95_ms": 60, "itl_p95_ms": 8},
         "quality": {"allowed_quantizations": ["bf16"]},
-        "constraints": {"gpus": ["a100-80gb"], "providers": [], "max_gpus_per_replica": 8, "spot": False,
-                        "min_replicas": 1},
+        "constraints": {
+            "gpus": ["a100-80gb"],
+            "providers": [],
+            "max_gpus_per_replica": 8,
+            "spot": False,
+            "min_replicas": 1,
+        },
     },
 ]
 
@@ -70,7 +87,10 @@ def api(base: str, path: str, token: str | None = None, body: Any = None, method
         base + path,
         data=None if body is None else json.dumps(body).encode(),
         method=method or ("POST" if body is not None else "GET"),
-        headers={"Content-Type": "application/json", **({"Authorization": f"Token {token}"} if token else {})},
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Token {token}"} if token else {}),
+        },
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read() or b"null")
@@ -157,14 +177,20 @@ def main() -> int:
         camera.visit("06-workload-edit", f"/workloads/{ids['support-chat']}/edit/")
         camera.visit("07-workload-import-log", "/workloads/import-log/")
         for index, name in enumerate(ids, start=8):
-            camera.visit(f"{index:02d}-workload-{name}", f"/workloads/{ids[name]}/", wait_for="#traffic-chart .main-svg")
+            camera.visit(
+                f"{index:02d}-workload-{name}",
+                f"/workloads/{ids[name]}/",
+                wait_for="#traffic-chart .main-svg",
+            )
         for index, (name, url) in enumerate(plans.items(), start=20):
             camera.visit(f"{index:02d}-plan-{name}", url.removeprefix(base))
         camera.visit("30-plans", "/plans/")
         first, second = (plans["support-chat"], plans["rag-assistant-70b"])
         pks = [url.rstrip("/").rsplit("/", 1)[1] for url in (first, second)]
         camera.visit("31-compare-plans", f"/plans/compare/?plan={pks[0]}&plan={pks[1]}")
-        camera.visit("32-compare-options", f"/plans/compare/?option={pks[0]}:1&option={pks[0]}:2&option={pks[0]}:3")
+        camera.visit(
+            "32-compare-options", f"/plans/compare/?option={pks[0]}:1&option={pks[0]}:2&option={pks[0]}:3"
+        )
         camera.visit("33-manifests", f"/manifests/plans/{pks[0]}/options/1/")
         camera.visit("34-benchmarks", "/benchmarks/")
         camera.visit("35-benchmark-new", f"/benchmarks/workloads/{ids['support-chat']}/new/")

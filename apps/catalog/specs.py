@@ -231,6 +231,22 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(handle)
 
 
+def _ditto(text: str) -> bool:
+    """A source cell that points at the row above ("same", "A100 datasheet (as above)")."""
+    return text.strip().lower() == "same" or "(as above)" in text.lower()
+
+
+def _dittos_resolved(rows: Iterator[dict[str, str]], column: str) -> Iterator[dict[str, str]]:
+    """The rows with ditto sources replaced by the source of the row above: on a page the rows are filtered
+    and sorted, and "same" would point at whatever row happens to be above it there."""
+    previous = ""
+    for row in rows:
+        if _ditto(row[column]) and previous:
+            row = {**row, column: previous}
+        previous = row[column]
+        yield row
+
+
 _FAMILIES = (
     "hopper",
     "blackwell",
@@ -261,7 +277,7 @@ def _family(architecture: str) -> str:
 def load_gpus(data_dir: Path = DATA_DIR) -> list[GpuSpec]:
     specs = []
     for path in (data_dir / "gpus.csv", data_dir / "accelerators_extra.csv"):
-        for row in _rows(path):
+        for row in _dittos_resolved(_rows(path), "spec_source_primary"):
             family = _family(row["architecture"])
             specs.append(
                 GpuSpec(
@@ -467,7 +483,7 @@ def load_offers(data_dir: Path = DATA_DIR) -> list[OfferSpec]:
 
 def load_api_prices(data_dir: Path = DATA_DIR) -> list[ApiPriceSpec]:
     specs = []
-    for row in _rows(data_dir / "api_prices.csv"):
+    for row in _dittos_resolved(_rows(data_dir / "api_prices.csv"), "source_url"):
         input_price = first_number(row["input_usd_per_Mtok"])
         output_price = first_number(row["output_usd_per_Mtok"])
         if input_price is None or output_price is None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -42,14 +43,26 @@ def engine_list(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/engines.html", context)
 
 
+OFFERS_PER_PAGE = 50
+
+
 @require_GET
 @login_required
 def offer_list(request: HttpRequest) -> HttpResponse:
     provider = request.GET.get("provider", "")
     gpu = request.GET.get("gpu", "")
     spot = request.GET.get("spot", "") == "on"
+    offers = selectors.offer_list(provider=provider, gpu=gpu, spot_only=spot)
+    # A page at a time: the whole snapshot is 500+ rows; the market summary above the table covers them all.
+    page = Paginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
-        "offers": selectors.offer_list(provider=provider, gpu=gpu, spot_only=spot),
+        "page": page,
+        "offers": page.object_list,
+        "offer_count": page.paginator.count,
+        "market": selectors.offer_market(provider=provider, gpu=gpu),
+        "query": query.urlencode(),
         "providers": sorted(selectors.offer_providers()),
         "gpus": selectors.gpu_list(),
         "provider": provider,

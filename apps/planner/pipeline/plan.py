@@ -74,7 +74,9 @@ PRICING_NOTES = {
 def _market(catalog: CatalogSnapshot, option: dict[str, Any], spot: bool) -> dict[str, Any]:
     """The GPU's market beside the option's price, and what it means when the listing is a marketplace's."""
     market = market_summary(catalog, option["gpu"], spot=spot)
-    market["planned_usd_per_gpu_hour"] = round(option["instance_usd_per_hour"] / option["gpus_per_instance"], 4)
+    market["planned_usd_per_gpu_hour"] = round(
+        option["instance_usd_per_hour"] / option["gpus_per_instance"], 4
+    )
     place = marketplace_of(option["provider"])
     market["marketplace"] = (
         None

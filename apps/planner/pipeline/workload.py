@@ -4,6 +4,7 @@ the token volume it implies. Pure; no Django.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Mapping
@@ -258,6 +259,21 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
         costing=costing,
         offer_pricing=str(offer_pricing),
     )
+
+
+def document_with(document: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of the workload document with each dotted path (`slo.ttft_p95_ms`) set to its new value."""
+    out: dict[str, Any] = copy.deepcopy(dict(document))
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        node = out
+        for key in parents:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[leaf] = copy.deepcopy(value)
+    return out
 
 
 def _optional(d: Mapping[str, Any], key: str, default: float, where: str) -> float:

@@ -8,6 +8,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from apps.planner.templatetags import units
+
 register = template.Library()
 
 
@@ -36,13 +38,8 @@ def evidence_badge(item: dict[str, Any]) -> SafeString:
     return format_html('<span class="badge predicted" title="{}">{}</span>', title, label)
 
 
-@register.filter
-def usd(value: Any) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    return f"${number:,.0f}" if abs(number) >= 100 else f"${number:,.2f}"
+# One dollar format on every page: templates that load only this library get the units one.
+register.filter("usd", units.usd)
 
 
 @register.filter
@@ -53,12 +50,6 @@ def replica_range(replicas_by_hour: Any) -> str:
     except (TypeError, ValueError):
         return "—"
     return str(low) if low == high else f"{low}–{high}"
-
-
-@register.filter
-def reason_label(reason: Any) -> str:
-    """'no_offer' → 'no offer'."""
-    return str(reason).replace("_", " ")
 
 
 @register.filter
