@@ -142,7 +142,7 @@ def plan_through_the_page(page: Any, base: str, workload_id: int) -> str:
     page.goto(f"{base}/workloads/{workload_id}/")
     page.get_by_role("button", name="Plan", exact=True).click()
     page.wait_for_url(f"{base}/plans/*/")
-    page.wait_for_selector("[data-plan-finished]", timeout=120_000)
+    page.wait_for_selector("[data-plan-finished]", state="attached", timeout=120_000)
     return str(page.url)
 
 

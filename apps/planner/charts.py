@@ -84,6 +84,8 @@ def replicas_figure(
                 "overlaying": "y",
                 "side": "right",
                 "range": [0, peak * 1.15],
+                "tickmode": "auto",
+                "nticks": 6,
                 "showgrid": False,
                 "automargin": True,
             },

@@ -289,13 +289,14 @@ def comparison_rows(columns: Sequence[Column]) -> list[dict[str, Any]]:
     for label, unit, get in ROWS:
         values = [get(column) for column in columns]
         shown = [None if v is None or v is False else v for v in values]
+        numeric = all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in shown)
         rows.append(
             {
                 "label": label,
                 "unit": unit,
                 "values": shown,
                 "differs": len({repr(v) for v in shown}) > 1,
-                "kind": "fraction" if label == "Prediction error band" else "number" if unit else "text",
+                "kind": "fraction" if label == "Prediction error band" else "number" if numeric else "text",
             }
         )
     return rows

@@ -70,8 +70,11 @@ def replicas_chart(result: Mapping[str, Any], hourly: Sequence[float]) -> io.Byt
     traffic.set_ylim(0, max(max(hourly, default=0), 1e-9) * 1.15)
     traffic.set_ylabel("requests/s")
     handles = axis.get_legend_handles_labels()[0] + traffic.get_legend_handles_labels()[0]
-    axis.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
-    axis.set_title("Replicas by hour over the traffic curve", fontsize=10)
+    # Above the plot, never over the bars.
+    axis.legend(
+        handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.02), ncols=2, frameon=False
+    )
+    axis.set_title("Replicas by hour over the traffic curve", fontsize=10, pad=34)
     return _png(figure)
 
 
@@ -91,7 +94,7 @@ def cost_chart(result: Mapping[str, Any]) -> io.BytesIO:
     axis.bar(labels, ops, bottom=compute, color=GREY, label="operations hours")
     axis.set_ylabel("USD per month")
     axis.yaxis.set_major_formatter(lambda value, _: f"${value:,.0f}")
-    axis.tick_params(axis="x", labelsize=6.5)
+    axis.tick_params(axis="x", labelsize=6)
     axis.legend(fontsize=7, frameon=False)
     axis.set_title("Monthly cost by option", fontsize=10)
     return _png(figure)
@@ -99,7 +102,7 @@ def cost_chart(result: Mapping[str, Any]) -> io.BytesIO:
 
 def api_chart(result: Mapping[str, Any]) -> io.BytesIO:
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     groups = presentation.api_groups(result)
     apis = (groups["same model"] + groups["same family"])[:8] + groups["other model"][:3]
@@ -115,6 +118,7 @@ def api_chart(result: Mapping[str, Any]) -> io.BytesIO:
     axis = figure.add_subplot()
     axis.barh(labels[::-1], values[::-1], color=colours[::-1])
     axis.set_xscale("log")
+    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"${value:,.0f}"))
     axis.tick_params(axis="y", labelsize=6.5)
     axis.set_xlabel("USD per month at this workload's token volume (log scale)")
@@ -218,7 +222,7 @@ def report_pdf(context: Mapping[str, Any]) -> bytes:
                 f"{num(predicted.get('ttft_p95_ms'))} / {sig(predicted.get('itl_p95_ms'))}",
                 f"{o.get('source', 'predicted')} ±{percent(band)}" if band is not None else o.get("source", "predicted"),
             ])  # fmt: skip
-        table(rows, [7, 38, 36, 14, 17, 15, 17, 20, 18])
+        table(rows, [9, 35, 34, 16, 17, 14, 17, 20, 18])
         story.append(_image(cost_chart(result)))
         story.append(_image(api_chart(result)))
     p("How this was computed", h2)

@@ -94,10 +94,14 @@ class WorkloadForm(forms.Form):
     output_p95 = forms.FloatField(label="Output p95 (tokens)")
     output_max = forms.IntegerField(label="Output max (tokens)")
     ttft_p95_ms = forms.FloatField(label="p95 time to first token (ms)")
-    itl_p95_ms = forms.FloatField(label="p95 inter-token latency (ms)")
+    itl_p95_ms = forms.FloatField(label="p95 inter-token latency (ms per token)")
     allowed_quantizations = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple)
     gpus = forms.MultipleChoiceField(
-        choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: any GPU."
+        choices=(),
+        required=False,
+        label="GPUs",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any GPU.",
     )
     providers = forms.MultipleChoiceField(
         choices=(),
@@ -335,7 +339,7 @@ class LogImportForm(forms.Form):
         label="p95 time to first token (ms)", initial=LOG_IMPORT_DEFAULTS["ttft_p95_ms"]
     )
     itl_p95_ms = forms.FloatField(
-        label="p95 inter-token latency (ms)", initial=LOG_IMPORT_DEFAULTS["itl_p95_ms"]
+        label="p95 inter-token latency (ms per token)", initial=LOG_IMPORT_DEFAULTS["itl_p95_ms"]
     )
     allowed_quantizations = forms.MultipleChoiceField(
         choices=(), widget=forms.CheckboxSelectMultiple, initial=LOG_IMPORT_DEFAULTS["allowed_quantizations"]

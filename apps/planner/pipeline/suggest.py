@@ -67,8 +67,10 @@ def round_up(value: float) -> float:
 def why(result: Mapping[str, Any]) -> list[str]:
     """The reasons families were left out, most frequent first, as sentences."""
     counts: Mapping[str, int] = result.get("rejected_summary") or {}
+    # What ruled out the families the workload allows first, then what the workload itself ruled out.
+    first = ("slo_unreachable", "does_not_fit", "context_exceeds_model", "no_offer")
     lines = []
-    for code, n in sorted(counts.items(), key=lambda item: -item[1]):
+    for code, n in sorted(counts.items(), key=lambda item: (item[0] not in first, -item[1])):
         template = REASON_SENTENCES.get(code)
         if template is not None:
             lines.append(template.format(n=n))

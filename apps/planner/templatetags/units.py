@@ -38,14 +38,16 @@ def num(value: Any, digits: int = 0) -> str:
 
 @register.filter
 def sig(value: Any, digits: int = 3) -> str:
-    """Significant digits with separators: 0.0123 → '0.0123', 17.92 → '17.9', 27939 → '27,939'."""
+    """Significant digits with separators, no trailing zeros: 0.0123 → '0.0123', 17.92 → '17.9', 6.30 → '6.3',
+    27939 → '27,939'."""
     number = _number(value)
     if number is None:
         return "—"
     if number == 0:
         return "0"
     places = max(0, int(digits) - 1 - math.floor(math.log10(abs(number))))
-    return f"{round(number, places):,.{places}f}"
+    text = f"{round(number, places):,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @register.filter
@@ -59,14 +61,24 @@ def usd(value: Any) -> str:
 
 @register.filter
 def usd_cents(value: Any) -> str:
-    """Prices to the cent ('$1.29', '$98.32'), to a tenth of a cent where a price has one ('$0.035'), never
-    rounded to whole dollars."""
+    """Prices to the cent ('$1.68', '$98.32'), never rounded to whole dollars; below ten cents to a tenth of a
+    cent ('$0.035'), where a cent is a large share of the price."""
     number = _number(value)
     if number is None:
         return "—"
-    if abs(number) < 10 and abs(round(number, 2) - number) > 1e-9:
-        return f"${number:,.3f}"
-    return f"${number:,.2f}"
+    return f"${number:,.3f}" if 0 < abs(number) < 0.1 else f"${number:,.2f}"
+
+
+@register.filter
+def change_value(value: Any) -> str:
+    """A value of a suggested change as a person writes it: lists joined, numbers without '.0', yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) if value else "none"
+    if isinstance(value, int | float):
+        return sig(value, 4)
+    return "—" if value is None else str(value)
 
 
 @register.filter
@@ -85,6 +97,15 @@ def percent(value: Any, digits: int = 0) -> str:
     """A fraction as a percentage: 0.094 → '9%'."""
     number = _number(value)
     return "—" if number is None else f"{number * 100:,.{int(digits)}f}%"
+
+
+@register.filter
+def get_item(mapping: Any, key: str) -> Any:
+    """mapping[key] in a template, for keys with spaces ('same model')."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
 
 
 PRICING_LABELS = {
