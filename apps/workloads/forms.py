@@ -118,6 +118,7 @@ class WorkloadForm(forms.Form):
     offer_pricing = forms.ChoiceField(
         label="Price GPUs at",
         initial="cheapest_listing",
+        required=False,  # none chosen: the cheapest listing, as workloads made before the choice are priced
         widget=forms.RadioSelect,
         choices=[
             (
@@ -223,6 +224,9 @@ class WorkloadForm(forms.Form):
             initial["shared_prefix_tokens"] = prefix.get("shared_prefix_tokens", 0)
             initial["multi_turn_reuse_pct"] = round(prefix.get("multi_turn_reuse_fraction", 0) * 100, 2)
         return initial
+
+    def clean_offer_pricing(self) -> str:
+        return str(self.cleaned_data.get("offer_pricing") or "cheapest_listing")
 
     def clean_hourly_rates(self) -> list[float]:
         return parse_rates(self.cleaned_data["hourly_rates"])
