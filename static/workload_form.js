@@ -91,7 +91,7 @@
           if (!answer.ok) { note.textContent = "This CSV cannot be used: " + answer.data.error; note.className = "help error"; return; }
           var rates = answer.data.hourly_requests_per_s;
           note.className = "help";
-          note.textContent = "Preview of " + upload.files[0].name + ": peak " + answer.data.peak_requests_per_s.toPrecision(3) + " req/s, " +
+          note.textContent = "Preview of " + upload.files[0].name + ": peak " + Number(answer.data.peak_requests_per_s.toPrecision(3)).toLocaleString("en-US") + " req/s, " +
             Math.round(answer.data.requests_per_day).toLocaleString("en-US") + " requests/day. It replaces the numbers above when you save.";
           drawTraffic(chart, rates, "CSV preview: traffic by hour (UTC)");
         })
