@@ -120,6 +120,8 @@ def offer_market(*, provider: str = "", gpu: str = "") -> list[dict[str, Any]]:
     for slug, name, price, count, who in rows.values_list(
         "gpu__slug", "gpu__name", "ondemand_usd_per_hour", "gpu_count", "provider"
     ):
+        if price is None or slug is None:  # excluded by the filter; the check is for the type checker
+            continue
         by_gpu[slug].append((price / count, who))
         names[slug] = name
     market = []

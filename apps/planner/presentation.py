@@ -11,6 +11,7 @@ from typing import Any
 
 from apps.planner.pipeline.plan import STAGES
 
+__all__ = ["STAGES", "Column", "MethodRow"]  # STAGES: the plan pages show progress through them
 ENGINE_NAMES = {
     "vllm": "vLLM",
     "sglang": "SGLang",

@@ -46,6 +46,7 @@ def replicas_chart(result: Mapping[str, Any], hourly: Sequence[float]) -> io.Byt
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(7.2, 3.0))
     axis = figure.add_subplot()
@@ -62,7 +63,7 @@ def replicas_chart(result: Mapping[str, Any], hourly: Sequence[float]) -> io.Byt
     axis.set_xlabel("hour of day (UTC)")
     axis.set_ylabel("replicas")
     axis.set_xticks(range(0, 24, 2))
-    axis.yaxis.get_major_locator().set_params(integer=True)
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     traffic = axis.twinx()
     traffic.step(
         range(24), list(hourly), where="mid", color="#57606a", linestyle=":", label="traffic (req/s)"
