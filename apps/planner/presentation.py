@@ -10,16 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.planner.pipeline.plan import STAGES
+from apps.planner.pipeline.rank import ENGINE_NAMES_SHOWN
 
 __all__ = ["STAGES", "Column", "MethodRow"]  # STAGES: the plan pages show progress through them
-ENGINE_NAMES = {
-    "vllm": "vLLM",
-    "sglang": "SGLang",
-    "trtllm": "TensorRT-LLM",
-    "tgi": "TGI",
-    "llamacpp": "llama.cpp",
-    "transformers": "Transformers",
-}
 REASON_LABELS = {
     "slo_unreachable": "misses the latency targets",
     "does_not_fit": "does not fit in memory",
@@ -39,7 +32,7 @@ STAGE_LABELS = dict(STAGES) | {"suggest": "looking for the nearest change that w
 
 
 def engine_name(slug: Any) -> str:
-    return ENGINE_NAMES.get(str(slug), str(slug))
+    return ENGINE_NAMES_SHOWN.get(str(slug), str(slug))
 
 
 def option_title(option: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ from apps.workloads.services import workload_create
 from tests.browser.conftest import Shots
 from tests.browser.test_manager_journey import sign_in
 from tests.factories import WORKLOAD_DOCUMENT, MembershipFactory, TeamFactory, UserFactory
-from tests.planner.test_pages import TIGHT
+from tests.planner.workloads import TIGHT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -42,6 +42,13 @@ def team(catalog: None, settings: Any) -> dict[str, Any]:
 def _page(browser: Any, **kwargs: Any) -> Any:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, **kwargs)
     return context.new_page()
+
+
+def _finished(page: Any, *, charts: bool = True) -> None:
+    """Wait for the plan page to fill in by itself (and for its charts, when it has options)."""
+    page.wait_for_selector('[data-plan-finished="succeeded"]', state="attached", timeout=90_000)
+    if charts:
+        page.wait_for_function("document.querySelector('#chart-replicas')?.data?.length >= 2", timeout=30_000)
 
 
 def _plan(page: Any, base: str, workload_id: int) -> None:
@@ -79,8 +86,7 @@ def test_planning_runs_in_the_background_and_the_page_stays_usable(
     finally:
         busy.set()
     # then the plan finishes in the background and the page fills in by itself
-    page.wait_for_selector('[data-plan-finished="succeeded"]', state="attached", timeout=90_000)
-    page.wait_for_function("document.querySelector('#chart-replicas')?.data?.length >= 2", timeout=30_000)
+    _finished(page)
     assert answered_s < 5
     recommendation = Recommendation.objects.latest("created_at")
     assert recommendation.status == "succeeded"
@@ -97,7 +103,7 @@ def test_an_infeasible_plan_leads_to_a_feasible_one_in_a_click(
     base = live_server.url
     sign_in(page, base, "alice")
     _plan(page, base, team["tight"].pk)
-    page.wait_for_selector('[data-plan-finished="succeeded"]', state="attached", timeout=90_000)
+    _finished(page, charts=False)
     assert page.get_by_text("No feasible option").is_visible()
     assert page.locator("#chart-replicas").count() == 0
     suggestion = page.locator(".suggestion").first
@@ -105,8 +111,7 @@ def test_an_infeasible_plan_leads_to_a_feasible_one_in_a_click(
     shots(page).take("22-plan-infeasible")
 
     suggestion.get_by_role("button", name="Plan with this").click()
-    page.wait_for_selector('[data-plan-finished="succeeded"]', state="attached", timeout=90_000)
-    page.wait_for_function("document.querySelector('#chart-replicas')?.data?.length >= 2", timeout=30_000)
+    _finished(page)
     assert page.get_by_text("No feasible option").count() == 0
     assert "voice-tight-" in page.locator("h1").inner_text()
     connections.close_all()
@@ -120,7 +125,7 @@ def test_what_if_replans_as_a_slider_moves_and_options_compare_side_by_side(
     base = live_server.url
     sign_in(page, base, "alice")
     _plan(page, base, team["chat"].pk)
-    page.wait_for_selector('[data-plan-finished="succeeded"]', state="attached", timeout=90_000)
+    _finished(page)
     page.wait_for_selector("#what-if form")
 
     # when the traffic slider moves to 3x, the plan is recomputed in place

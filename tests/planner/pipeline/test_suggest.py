@@ -13,17 +13,7 @@ from apps.planner.perf.calibration import Calibration
 from apps.planner.pipeline.plan import plan
 from apps.planner.pipeline.suggest import round_up, suggestions, why
 from apps.planner.pipeline.workload import document_with, workload_spec_from_dict
-
-TIGHT_70B: dict[str, Any] = {
-    "name": "voice-agent",
-    "model": "llama-3.1-70b",
-    "traffic": {"hourly_requests_per_s": [2.0] * 24},
-    "prompt_tokens": {"mean": 1500, "p50": 1200, "p95": 4000, "max": 8000},
-    "output_tokens": {"mean": 80, "p50": 60, "p95": 200, "max": 400},
-    "slo": {"ttft_p95_ms": 60, "itl_p95_ms": 8},
-    "quality": {"allowed_quantizations": ["bf16"]},
-    "constraints": {"gpus": ["a100-80gb"], "max_gpus_per_replica": 8},
-}
+from tests.planner.workloads import TIGHT
 
 
 def _infeasible(document: dict[str, Any], catalog: CatalogSnapshot, calibration: Calibration) -> Any:
@@ -41,7 +31,7 @@ def test_targets_no_deployment_meets_get_the_nearest_looser_targets_that_plan(
     catalog: CatalogSnapshot, calibration: Calibration
 ) -> None:
     # given a 70B voice agent whose targets no deployment holds even with one request at a time
-    spec, result = _infeasible(TIGHT_70B, catalog, calibration)
+    spec, result = _infeasible(TIGHT, catalog, calibration)
 
     # when the planner looks for what would work
     started = time.perf_counter()
@@ -55,9 +45,7 @@ def test_targets_no_deployment_meets_get_the_nearest_looser_targets_that_plan(
     changed = {c["path"]: c for c in slo["changes"]}
     assert changed["slo.itl_p95_ms"]["to"] > 8
     assert slo["option"]["monthly_cost_usd"] > 0
-    assert plan(workload_spec_from_dict(_applied(TIGHT_70B, slo)), catalog, calibration=calibration)[
-        "options"
-    ]
+    assert plan(workload_spec_from_dict(_applied(TIGHT, slo)), catalog, calibration=calibration)["options"]
     assert any("traffic" in line.lower() for line in found["not_helping"])
     assert elapsed < 5  # a handful of narrowed plans, each a fraction of a full one
 
@@ -66,7 +54,7 @@ def test_a_gpu_list_with_no_fitting_gpu_gets_a_gpu_to_allow(
     catalog: CatalogSnapshot, calibration: Calibration
 ) -> None:
     document = {
-        **copy.deepcopy(TIGHT_70B),
+        **copy.deepcopy(TIGHT),
         "slo": {"ttft_p95_ms": 2000, "itl_p95_ms": 60},
         "constraints": {"gpus": ["l4"], "max_gpus_per_replica": 2},
     }
@@ -87,7 +75,7 @@ def test_spot_only_at_one_provider_suggests_the_smallest_lift(
     catalog: CatalogSnapshot, calibration: Calibration
 ) -> None:
     document = {
-        **copy.deepcopy(TIGHT_70B),
+        **copy.deepcopy(TIGHT),
         "model": "llama-3.1-8b",
         "slo": {"ttft_p95_ms": 5000, "itl_p95_ms": 100},
         "quality": {"allowed_quantizations": ["bf16", "fp8"]},
