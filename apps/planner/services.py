@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 # What the plan list shows of the best option, kept in its own column so lists never read whole plans.
 BEST_OPTION_KEYS = (
     "rank", "model", "engine", "quant", "gpu", "tp", "gpus_per_replica", "provider", "instance_type",
-    "monthly_cost_usd", "source", "error_band_rel", "calibration_key", "calibration_basis",
+    "monthly_cost_usd", "source", "error_band_rel", "error_band", "calibration_key", "calibration_basis",
 )  # fmt: skip
 # A running plan is given up this long after the task's hard limit: by then its worker process was killed.
 RUNNING_GRACE_S = 60

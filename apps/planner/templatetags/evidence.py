@@ -33,7 +33,8 @@ def evidence_badge(item: dict[str, Any]) -> SafeString:
             title += " Rows behind it: " + ", ".join(f"{k} {v}" for k, v in evidence.items()) + "."
     else:  # plans made before error bands were cross-validated
         legacy = item.get("error_band_rel")
-        label = f"predicted ±{legacy:.0%}" if isinstance(legacy, int | float) else "predicted"
+        # The p90 error: say so, beside pages that show the typical (median) one.
+        label = f"predicted ±{legacy:.0%} (p90)" if isinstance(legacy, int | float) else "predicted"
         title = f"Predicted by the performance model ({key})"
     return format_html('<span class="badge predicted" title="{}">{}</span>', title, label)
 
