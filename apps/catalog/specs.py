@@ -12,8 +12,9 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -237,14 +238,33 @@ def _ditto(text: str) -> bool:
 
 
 def _dittos_resolved(rows: Iterator[dict[str, str]], column: str) -> Iterator[dict[str, str]]:
-    """The rows with ditto sources replaced by the source of the row above: on a page the rows are filtered
-    and sorted, and "same" would point at whatever row happens to be above it there."""
+    """The rows with ditto sources replaced by the source of the row above."""
     previous = ""
     for row in rows:
         if _ditto(row[column]) and previous:
             row = {**row, column: previous}
         previous = row[column]
         yield row
+
+
+@cache
+def shown_sources(data_dir: Path = DATA_DIR) -> dict[str, dict[Any, str]]:
+    """What each ditto source cell ("same", "(as above)") stands for, read in the files' own order: on a page
+    the rows are filtered and sorted, and "same" would point at whatever row happens to be above it there. The
+    catalog keeps the cells as written (the shipped calibration fit is keyed on them)."""
+    gpus: dict[Any, str] = {}
+    for path in (data_dir / "gpus.csv", data_dir / "accelerators_extra.csv"):
+        for raw, row in zip(_rows(path), _dittos_resolved(_rows(path), "spec_source_primary"), strict=True):
+            if raw["spec_source_primary"] != row["spec_source_primary"]:
+                gpus[row["slug"]] = row["spec_source_primary"]
+    prices: dict[Any, str] = {}
+    rows = _rows(data_dir / "api_prices.csv")
+    for raw, row in zip(
+        _rows(data_dir / "api_prices.csv"), _dittos_resolved(rows, "source_url"), strict=True
+    ):
+        if raw["source_url"] != row["source_url"]:
+            prices[(row["provider"], row["model"])] = row["source_url"]
+    return {"gpus": gpus, "api_prices": prices}
 
 
 _FAMILIES = (
@@ -277,7 +297,7 @@ def _family(architecture: str) -> str:
 def load_gpus(data_dir: Path = DATA_DIR) -> list[GpuSpec]:
     specs = []
     for path in (data_dir / "gpus.csv", data_dir / "accelerators_extra.csv"):
-        for row in _dittos_resolved(_rows(path), "spec_source_primary"):
+        for row in _rows(path):
             family = _family(row["architecture"])
             specs.append(
                 GpuSpec(
@@ -483,7 +503,7 @@ def load_offers(data_dir: Path = DATA_DIR) -> list[OfferSpec]:
 
 def load_api_prices(data_dir: Path = DATA_DIR) -> list[ApiPriceSpec]:
     specs = []
-    for row in _dittos_resolved(_rows(data_dir / "api_prices.csv"), "source_url"):
+    for row in _rows(data_dir / "api_prices.csv"):
         input_price = first_number(row["input_usd_per_Mtok"])
         output_price = first_number(row["output_usd_per_Mtok"])
         if input_price is None or output_price is None:

@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.catalog import selectors
+from apps.catalog.specs import shown_sources
 
 
 @require_GET
@@ -19,9 +20,11 @@ def catalog_index(request: HttpRequest) -> HttpResponse:
 @login_required
 def gpu_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "")
-    return render(
-        request, "catalog/gpus.html", {"gpus": selectors.gpu_list(search=q), "q": q, "section": "gpus"}
-    )
+    gpus = list(selectors.gpu_list(search=q))
+    dittos = shown_sources()["gpus"]
+    for gpu in gpus:
+        gpu.shown_source = dittos.get(gpu.slug, gpu.source)  # type: ignore[attr-defined]
+    return render(request, "catalog/gpus.html", {"gpus": gpus, "q": q, "section": "gpus"})
 
 
 @require_GET
@@ -77,8 +80,12 @@ def offer_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def api_price_list(request: HttpRequest) -> HttpResponse:
     provider = request.GET.get("provider", "")
+    prices = list(selectors.api_price_list(provider=provider))
+    dittos = shown_sources()["api_prices"]
+    for price in prices:
+        price.shown_source = dittos.get((price.provider, price.model), price.source)  # type: ignore[attr-defined]
     context = {
-        "prices": selectors.api_price_list(provider=provider),
+        "prices": prices,
         "providers": sorted({p.provider for p in selectors.api_price_list()}),
         "provider": provider,
         "section": "api-prices",

@@ -3,19 +3,19 @@ is read, since on a page the rows are filtered and sorted."""
 
 from __future__ import annotations
 
-from apps.catalog.specs import load_api_prices, load_gpus
+from apps.catalog.specs import shown_sources
 from apps.catalog.templatetags.sources import source_links, source_url
 from tests.conftest import TeamWorld
 
 
-def test_ditto_sources_are_resolved_to_the_row_above() -> None:
-    prices = load_api_prices()
-    assert all(p.source.strip().lower() != "same" for p in prices)
-    mini = next(p for p in prices if p.model == "GPT-4o-mini")
-    assert mini.source.startswith("https://")
-    a100 = next(g for g in load_gpus() if g.slug == "a100-40gb")
-    assert "(as above)" not in a100.source
-    assert a100.source.startswith("https://www.nvidia.com/")
+def test_ditto_sources_are_shown_as_the_row_above(world: TeamWorld) -> None:
+    shown = shown_sources()
+    assert shown["api_prices"][("OpenAI", "GPT-4o-mini")].startswith("https://")
+    assert shown["gpus"]["a100-40gb"].startswith("https://www.nvidia.com/")
+    client = world.client_for(world.alice)
+    prices = client.get("/catalog/api-prices/").content.decode()
+    assert ">same<" not in prices
+    assert "(as above)" not in client.get("/catalog/gpus/").content.decode()
 
 
 def test_sources_become_links() -> None:
