@@ -314,6 +314,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # message may have been lost with a Redis restart); still queued after PLAN_QUEUE_TIMEOUT_S, it fails.
 PLAN_RESEND_AFTER_S = env_int("PLAN_RESEND_AFTER_S", 300)
 PLAN_QUEUE_TIMEOUT_S = env_int("PLAN_QUEUE_TIMEOUT_S", 1800)
+# Where plans run: "celery" sends them to the default queue (the full stack); "thread" runs them in a background
+# thread of the web process (the embedded default, which has no broker), so a request never waits for a plan.
+PLAN_EXECUTOR = env_str("PLAN_EXECUTOR", "celery" if REDIS_URL else "thread")
+if PLAN_EXECUTOR not in {"celery", "thread"}:
+    raise ImproperlyConfigured(f"PLAN_EXECUTOR must be celery or thread, got {PLAN_EXECUTOR!r}")
 
 # Benchmarks: a worker host is live while its last heartbeat is younger than BENCHMARK_WORKER_LIVE_S (workers beat
 # every 30 s); a running run whose heartbeat is older than BENCHMARK_STALE_AFTER_S is requeued once, then failed.

@@ -8,21 +8,24 @@
     "business-hours": [0.05, 0.05, 0.05, 0.05, 0.05, 0.08, 0.15, 0.35, 0.7, 0.95, 1, 1, 0.9, 0.95, 1, 1, 0.95, 0.8, 0.5, 0.3, 0.2, 0.12, 0.08, 0.06],
     "flat": Array.apply(null, Array(24)).map(function () { return 1; }),
     "follow-the-sun": [0.75, 0.7, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1, 1, 0.95, 0.9, 0.9, 0.95, 1, 1, 0.95, 0.9, 0.85, 0.85, 0.8, 0.8, 0.75, 0.75],
-    "nightly-batch": [1, 1, 1, 1, 0.9, 0.6, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 0.8, 1]
+    // A batch that runs at night (UTC) and stops by morning: no traffic at all by day.
+    "nightly-batch": [1, 1, 1, 1, 1, 0.8, 0.3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.2, 0.6, 1]
   };
+  // Presets that leave hours without traffic may scale to zero then (the planner's min_replicas 0).
+  var SCALE_TO_ZERO = {"nightly-batch": true};
 
   function parseRates(text) {
     return text.split(/[\s,;]+/).filter(function (p) { return p.length; }).map(Number);
   }
 
-  function drawTraffic(el, rates) {
+  function drawTraffic(el, rates, title) {
     if (!window.Plotly || !el) return;
     var ok = rates.length === 24 && rates.every(function (r) { return isFinite(r) && r >= 0; });
     Plotly.react(el, [{
       type: "bar", x: rates.map(function (_, i) { return i; }), y: rates,
       marker: {color: ok ? "#0a58ca" : "#b3261e"}, hovertemplate: "%{x}:00 UTC: %{y} req/s<extra></extra>"
     }], {
-      title: {text: ok ? "Traffic by hour (UTC)" : "Traffic: " + rates.length + " of 24 values"},
+      title: {text: ok ? (title || "Traffic by hour (UTC)") : "Traffic: " + rates.length + " of 24 values"},
       height: 220, margin: {t: 36, r: 10, b: 36, l: 50},
       xaxis: {dtick: 2, title: {text: "hour (UTC)"}}, yaxis: {title: {text: "req/s"}, rangemode: "tozero"}
     }, {displayModeBar: false, responsive: true});
@@ -61,12 +64,38 @@
         var peak = Number(document.getElementById("preset-peak").value) || 1;
         area.value = PRESETS[button.dataset.preset].map(function (v) { return +(v * peak).toFixed(3); }).join(", ");
         area.dispatchEvent(new Event("input", {bubbles: true}));
+        var minReplicas = document.getElementById("id_min_replicas");
+        var note = document.getElementById("preset-note");
+        if (minReplicas && SCALE_TO_ZERO[button.dataset.preset]) {
+          minReplicas.value = "0";
+          minReplicas.dispatchEvent(new Event("input", {bubbles: true}));
+          if (note) note.textContent = "Min replicas set to 0: no replica runs in the hours without traffic, so nothing is paid for then; the first request after an idle hour waits for a cold start (the plan says how long).";
+        } else if (note) {
+          note.textContent = "";
+        }
       });
     });
+    // A chosen CSV is read by the server the way saving reads it, and its curve is drawn before saving.
     var upload = document.getElementById("id_traffic_csv");
     if (upload) upload.addEventListener("change", function () {
       var note = document.getElementById("traffic-upload-note");
-      if (note) note.textContent = upload.files.length ? "The CSV replaces the numbers above when you save." : "";
+      if (!note) return;
+      if (!upload.files.length) { note.textContent = ""; redraw(); return; }
+      note.textContent = "Reading " + upload.files[0].name + "…";
+      var body = new FormData();
+      body.append("traffic_csv", upload.files[0]);
+      var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+      fetch(note.dataset.previewUrl, {method: "POST", body: body, headers: headers, credentials: "same-origin"})
+        .then(function (response) { return response.json().then(function (data) { return {ok: response.ok, data: data}; }); })
+        .then(function (answer) {
+          if (!answer.ok) { note.textContent = "This CSV cannot be used: " + answer.data.error; note.className = "help error"; return; }
+          var rates = answer.data.hourly_requests_per_s;
+          note.className = "help";
+          note.textContent = "Preview of " + upload.files[0].name + ": peak " + Number(answer.data.peak_requests_per_s.toPrecision(3)).toLocaleString("en-US") + " req/s, " +
+            Math.round(answer.data.requests_per_day).toLocaleString("en-US") + " requests/day. It replaces the numbers above when you save.";
+          drawTraffic(chart, rates, "CSV preview: traffic by hour (UTC)");
+        })
+        .catch(function () { note.textContent = "The CSV could not be previewed; it is still read when you save."; });
     });
     redraw();
     ["prompt", "output"].forEach(function (prefix) {

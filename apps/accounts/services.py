@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -27,3 +27,13 @@ def user_ensure(*, username: str, password: str, email: str = "", is_staff: bool
     user.is_staff = is_staff
     user.save()
     return user
+
+
+def staff_permissions_grant(*, user: User, view: tuple[str, ...], change: tuple[str, ...] = ()) -> int:
+    """Let a staff user use the admin for these apps: view permissions on every model of `view`, and add,
+    change and delete on those of `change` (a staff user with no permission meets an empty admin)."""
+    wanted = Permission.objects.filter(content_type__app_label__in=view, codename__startswith="view_") | (
+        Permission.objects.filter(content_type__app_label__in=change)
+    )
+    user.user_permissions.add(*wanted)
+    return wanted.count()

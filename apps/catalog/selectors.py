@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import statistics
+from collections import defaultdict
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, FloatField, QuerySet
+from django.db.models.functions import Cast
 
 from apps.catalog import specs
 from apps.catalog.models import ApiPrice, CloudOffer, Engine, GpuType, ModelArchitecture, Quantization
@@ -70,7 +73,10 @@ def quantization_list() -> QuerySet[Quantization]:
 def offer_list(
     *, provider: str = "", gpu: str = "", spot_only: bool = False, max_usd_per_hour: float | None = None
 ) -> QuerySet[CloudOffer]:
-    qs = CloudOffer.objects.select_related("gpu")
+    qs = CloudOffer.objects.select_related("gpu").annotate(
+        usd_per_gpu_hour=F("ondemand_usd_per_hour") / Cast("gpu_count", FloatField()),
+        spot_usd_per_gpu_hour=F("spot_usd_per_hour") / Cast("gpu_count", FloatField()),
+    )
     if provider:
         qs = qs.filter(provider__iexact=provider)
     if gpu:
@@ -101,3 +107,36 @@ def quantization_slugs() -> set[str]:
 
 def offer_providers() -> set[str]:
     return set(CloudOffer.objects.values_list("provider", flat=True).distinct())
+
+
+def offer_market(*, provider: str = "", gpu: str = "") -> list[dict[str, Any]]:
+    """Per GPU, what the listings (on demand) say per GPU-hour: how many, from how many providers, the
+    cheapest (and whose, and whether a marketplace's) and the median."""
+    from apps.catalog.marketplaces import marketplace_of
+
+    rows = offer_list(provider=provider, gpu=gpu).filter(gpu__isnull=False, ondemand_usd_per_hour__gt=0)
+    by_gpu: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for slug, name, price, count, who in rows.values_list(
+        "gpu__slug", "gpu__name", "ondemand_usd_per_hour", "gpu_count", "provider"
+    ):
+        if price is None or slug is None:  # excluded by the filter; the check is for the type checker
+            continue
+        by_gpu[slug].append((price / count, who))
+        names[slug] = name
+    market = []
+    for slug, listed in sorted(by_gpu.items(), key=lambda item: names[item[0]]):
+        cheapest = min(listed)
+        market.append(
+            {
+                "slug": slug,
+                "name": names[slug],
+                "listings": len(listed),
+                "providers": len({who for _, who in listed}),
+                "cheapest_usd_per_gpu_hour": cheapest[0],
+                "cheapest_provider": cheapest[1],
+                "cheapest_marketplace": marketplace_of(cheapest[1]),
+                "median_usd_per_gpu_hour": statistics.median(p for p, _ in listed),
+            }
+        )
+    return market

@@ -12,8 +12,9 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -229,6 +230,41 @@ class ApiPriceSpec:
 def _rows(path: Path) -> Iterator[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         yield from csv.DictReader(handle)
+
+
+def _ditto(text: str) -> bool:
+    """A source cell that points at the row above ("same", "A100 datasheet (as above)")."""
+    return text.strip().lower() == "same" or "(as above)" in text.lower()
+
+
+def _dittos_resolved(rows: Iterator[dict[str, str]], column: str) -> Iterator[dict[str, str]]:
+    """The rows with ditto sources replaced by the source of the row above."""
+    previous = ""
+    for row in rows:
+        if _ditto(row[column]) and previous:
+            row = {**row, column: previous}
+        previous = row[column]
+        yield row
+
+
+@cache
+def shown_sources(data_dir: Path = DATA_DIR) -> dict[str, dict[Any, str]]:
+    """What each ditto source cell ("same", "(as above)") stands for, read in the files' own order: on a page
+    the rows are filtered and sorted, and "same" would point at whatever row happens to be above it there. The
+    catalog keeps the cells as written (the shipped calibration fit is keyed on them)."""
+    gpus: dict[Any, str] = {}
+    for path in (data_dir / "gpus.csv", data_dir / "accelerators_extra.csv"):
+        for raw, row in zip(_rows(path), _dittos_resolved(_rows(path), "spec_source_primary"), strict=True):
+            if raw["spec_source_primary"] != row["spec_source_primary"]:
+                gpus[row["slug"]] = row["spec_source_primary"]
+    prices: dict[Any, str] = {}
+    rows = _rows(data_dir / "api_prices.csv")
+    for raw, row in zip(
+        _rows(data_dir / "api_prices.csv"), _dittos_resolved(rows, "source_url"), strict=True
+    ):
+        if raw["source_url"] != row["source_url"]:
+            prices[(row["provider"], row["model"])] = row["source_url"]
+    return {"gpus": gpus, "api_prices": prices}
 
 
 _FAMILIES = (

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.catalog import selectors
+from apps.catalog.specs import shown_sources
 
 
 @require_GET
@@ -18,9 +20,11 @@ def catalog_index(request: HttpRequest) -> HttpResponse:
 @login_required
 def gpu_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "")
-    return render(
-        request, "catalog/gpus.html", {"gpus": selectors.gpu_list(search=q), "q": q, "section": "gpus"}
-    )
+    gpus = list(selectors.gpu_list(search=q))
+    dittos = shown_sources()["gpus"]
+    for gpu in gpus:
+        gpu.shown_source = dittos.get(gpu.slug, gpu.source)  # type: ignore[attr-defined]
+    return render(request, "catalog/gpus.html", {"gpus": gpus, "q": q, "section": "gpus"})
 
 
 @require_GET
@@ -42,14 +46,26 @@ def engine_list(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/engines.html", context)
 
 
+OFFERS_PER_PAGE = 50
+
+
 @require_GET
 @login_required
 def offer_list(request: HttpRequest) -> HttpResponse:
     provider = request.GET.get("provider", "")
     gpu = request.GET.get("gpu", "")
     spot = request.GET.get("spot", "") == "on"
+    offers = selectors.offer_list(provider=provider, gpu=gpu, spot_only=spot)
+    # A page at a time: the whole snapshot is 500+ rows; the market summary above the table covers them all.
+    page = Paginator(offers, OFFERS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
-        "offers": selectors.offer_list(provider=provider, gpu=gpu, spot_only=spot),
+        "page": page,
+        "offers": page.object_list,
+        "offer_count": page.paginator.count,
+        "market": selectors.offer_market(provider=provider, gpu=gpu),
+        "query": query.urlencode(),
         "providers": sorted(selectors.offer_providers()),
         "gpus": selectors.gpu_list(),
         "provider": provider,
@@ -64,8 +80,12 @@ def offer_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def api_price_list(request: HttpRequest) -> HttpResponse:
     provider = request.GET.get("provider", "")
+    prices = list(selectors.api_price_list(provider=provider))
+    dittos = shown_sources()["api_prices"]
+    for price in prices:
+        price.shown_source = dittos.get((price.provider, price.model), price.source)  # type: ignore[attr-defined]
     context = {
-        "prices": selectors.api_price_list(provider=provider),
+        "prices": prices,
         "providers": sorted({p.provider for p in selectors.api_price_list()}),
         "provider": provider,
         "section": "api-prices",

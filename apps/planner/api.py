@@ -20,8 +20,9 @@ class WorkloadPlanApi(APIView):
     @extend_schema(
         request=None,
         responses={202: RecommendationOut},
-        description="Plan the workload as it is now. Runs as a Celery task; poll the returned URL until "
-        "`status` is `succeeded` or `failed` (without a broker it has already run when this answers).",
+        description="Plan the workload as it is now. Runs in the background (a Celery task, or without a broker "
+        "a thread of the web process); poll the returned URL until `status` is `succeeded` or `failed`. A plan "
+        "with no option carries `result.feasibility`: why, and suggested changes each verified to plan.",
     )
     def post(self, request: Request, workload_id: int) -> Response:
         workload = get_object_or_404(workloads_visible_to(user=request.user), pk=workload_id)

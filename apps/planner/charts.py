@@ -15,6 +15,7 @@ from apps.planner.perf.calibration import Calibration
 from apps.planner.perf.corpus import MeasuredPoint
 from apps.planner.perf.deployment import Deployment, UnsupportedCombination
 from apps.planner.perf.predict import predict_point
+from apps.planner.presentation import api_groups, api_match
 
 COLOURS = ("#0a58ca", "#d63384", "#198754", "#fd7e14", "#6f42c1")
 HOURS = list(range(24))
@@ -39,47 +40,57 @@ def option_label(option: dict[str, Any]) -> str:
 def replicas_figure(
     result: dict[str, Any], hourly_requests_per_s: Sequence[float], top: int = 3
 ) -> dict[str, Any]:
-    data: list[dict[str, Any]] = [
+    """Replicas each hour as grouped bars (one colour per option, side by side, so equal schedules cannot hide
+    one another) under the traffic curve on its own axis, scaled to show the peak."""
+    peak = max(hourly_requests_per_s or [0]) or 1.0
+    data: list[dict[str, Any]] = []
+    options = result.get("options", [])[:top]
+    for index, option in enumerate(options):
+        data.append(
+            {
+                "type": "bar",
+                "name": f"{option_label(option)} replicas ({option['source']})",
+                "x": HOURS,
+                "y": option["replicas_by_hour"],
+                "marker": {"color": COLOURS[index % len(COLOURS)], "opacity": 1.0 if index == 0 else 0.75},
+                "hovertemplate": "%{x}:00 UTC: %{y} replicas<extra>" + option_label(option) + "</extra>",
+            }
+        )
+    most = max((max(o["replicas_by_hour"]) for o in options), default=1)
+    data.append(
         {
-            "type": "bar",
+            "type": "scatter",
+            "mode": "lines",
             "name": "traffic (requests/s)",
             "x": HOURS,
             "y": list(hourly_requests_per_s),
             "yaxis": "y2",
-            "marker": {"color": "#c9d1d9"},
+            "line": {"shape": "hvh", "color": "#57606a", "width": 2, "dash": "dot"},
             "hovertemplate": "%{x}:00 UTC: %{y:.3g} req/s<extra></extra>",
         }
-    ]
-    for index, option in enumerate(result.get("options", [])[:top]):
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "line": {
-                    "shape": "hv",
-                    "color": COLOURS[index % len(COLOURS)],
-                    "width": 3 if index == 0 else 1.5,
-                },
-                "name": f"{option_label(option)} replicas ({option['source']})",
-                "x": HOURS,
-                "y": option["replicas_by_hour"],
-                "hovertemplate": "%{x}:00 UTC: %{y} replicas<extra></extra>",
-            }
-        )
+    )
     return {
         "data": data,
         "layout": _layout(
             "Replicas by hour over the traffic curve",
             xaxis={"title": {"text": "hour of day (UTC)"}, "dtick": 2},
-            yaxis={"title": {"text": "replicas"}, "rangemode": "tozero", "dtick": 1},
+            yaxis={
+                "title": {"text": "replicas"},
+                "range": [0, most * 1.15 + 0.5],
+                "dtick": max(1, most // 8),
+            },
             yaxis2={
                 "title": {"text": "requests/s", "standoff": 8},
                 "overlaying": "y",
                 "side": "right",
-                "rangemode": "tozero",
+                "range": [0, peak * 1.15],
+                "tickmode": "auto",
+                "nticks": 6,
+                "showgrid": False,
                 "automargin": True,
             },
-            barmode="overlay",
+            barmode="group",
+            bargap=0.25,
         ),
     }
 
@@ -126,16 +137,31 @@ def cost_figure(result: dict[str, Any], top: int = 8) -> dict[str, Any]:
     }
 
 
+API_COLOURS = {"same model": "#d63384", "same family": "#fd7e14", "other model": "#c9d1d9"}
+
+
 def api_figure(result: dict[str, Any], top: int = 10) -> dict[str, Any]:
+    """The best self-hosted option against the hosted APIs (same model first, then the same family, then the
+    cheapest others), on a log axis whose ticks read as dollars at 1, 2 and 5 per decade."""
     best = (result.get("options") or [None])[0]
-    apis = sorted(result.get("api_alternatives", []), key=lambda a: a["monthly_cost_usd"])[:top]
-    labels = [f"{a['provider']} {a['model']}" for a in apis]
+    groups = api_groups(result)
+    apis = (groups["same model"] + groups["same family"])[:top]
+    apis += groups["other model"][: max(3, top - len(apis))]
+    labels = [f"{a['provider']} {a['model']} ({api_match(a)})" for a in apis]
     values = [a["monthly_cost_usd"] for a in apis]
-    colours = ["#fd7e14" if a.get("same_model_family") else "#ffc078" for a in apis]
+    colours = [API_COLOURS[api_match(a)] for a in apis]
     if best is not None:
         labels.insert(0, f"self-hosted {option_label(best)}")
         values.insert(0, best["monthly_cost_usd"])
         colours.insert(0, "#0a58ca")
+    positive = [v for v in values if v > 0] or [1.0]
+    low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    ticks = [
+        m * 10**e
+        for e in range(low, high + 1)
+        for m in (1, 2, 5)
+        if min(positive) / 2 <= m * 10**e <= max(positive) * 2
+    ]
     return {
         "data": [
             {
@@ -149,10 +175,16 @@ def api_figure(result: dict[str, Any], top: int = 10) -> dict[str, Any]:
             }
         ],
         "layout": _layout(
-            "Self-hosting against hosted APIs (USD per month)",
-            xaxis={"title": {"text": "USD per month"}, "type": "log"},
+            "Self-hosting against hosted APIs (USD per month, log scale)",
+            xaxis={
+                "title": {"text": "USD per month"},
+                "type": "log",
+                "tickvals": ticks,
+                "ticktext": [f"${t:,.0f}" for t in ticks],
+            },
             yaxis={"autorange": "reversed", "automargin": True},
-            height=max(300, 40 * len(labels) + 120),
+            height=max(300, 34 * len(labels) + 140),
+            showlegend=False,
         ),
     }
 

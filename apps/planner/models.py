@@ -32,6 +32,8 @@ class Recommendation(models.Model):
     # The best option's headline (engine, GPU, cost, evidence), so lists and dashboards never load whole plans.
     best_option = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The planner stage running now (apps.planner.pipeline.plan.STAGES, or "suggest"): progress for the page.
+    progress = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

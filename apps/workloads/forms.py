@@ -17,6 +17,8 @@ from apps.workloads.serializers import LOG_IMPORT_DEFAULTS, validate_document
 from apps.workloads.traffic import TrafficImportError, curve_from_csv
 
 DISTRIBUTION_KEYS = ("mean", "p50", "p95", "max")
+# A common, small model first: a new workload should not start on a 70B reasoning model.
+DEFAULT_MODEL = "llama-3.1-8b"
 
 # Where each part of the document lives on the form.
 DOCUMENT_TO_FIELD = {
@@ -33,6 +35,7 @@ DOCUMENT_TO_FIELD = {
     "constraints.spot": "spot",
     "constraints.min_replicas": "min_replicas",
     "headroom": "headroom_pct",
+    "offer_pricing": "offer_pricing",
     "ops_hours_per_month": "ops_hours_per_month",
     "ops_hourly_usd": "ops_hourly_usd",
     "constraints.engines": "engines",
@@ -82,19 +85,23 @@ class WorkloadForm(forms.Form):
         label="…or import a CSV",
         help_text="Request timestamps (one per line) or `hour,requests` counts; replaces the numbers above.",
     )
-    prompt_mean = forms.FloatField(label="Prompt tokens: mean")
-    prompt_p50 = forms.FloatField(label="p50")
-    prompt_p95 = forms.FloatField(label="p95")
-    prompt_max = forms.IntegerField(label="max")
-    output_mean = forms.FloatField(label="Output tokens: mean")
-    output_p50 = forms.FloatField(label="p50")
-    output_p95 = forms.FloatField(label="p95")
-    output_max = forms.IntegerField(label="max")
+    prompt_mean = forms.FloatField(label="Prompt mean (tokens)")
+    prompt_p50 = forms.FloatField(label="Prompt p50 (tokens)")
+    prompt_p95 = forms.FloatField(label="Prompt p95 (tokens)")
+    prompt_max = forms.IntegerField(label="Prompt max (tokens)")
+    output_mean = forms.FloatField(label="Output mean (tokens)")
+    output_p50 = forms.FloatField(label="Output p50 (tokens)")
+    output_p95 = forms.FloatField(label="Output p95 (tokens)")
+    output_max = forms.IntegerField(label="Output max (tokens)")
     ttft_p95_ms = forms.FloatField(label="p95 time to first token (ms)")
-    itl_p95_ms = forms.FloatField(label="p95 inter-token latency (ms)")
+    itl_p95_ms = forms.FloatField(label="p95 inter-token latency (ms per token)")
     allowed_quantizations = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple)
     gpus = forms.MultipleChoiceField(
-        choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: any GPU."
+        choices=(),
+        required=False,
+        label="GPUs",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any GPU.",
     )
     providers = forms.MultipleChoiceField(
         choices=(),
@@ -108,12 +115,45 @@ class WorkloadForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every engine.",
     )
-    max_gpus_per_replica = forms.IntegerField(initial=8, label="Max GPUs per replica")
-    min_replicas = forms.IntegerField(initial=1, label="Min replicas (warm standby)")
+    offer_pricing = forms.ChoiceField(
+        label="Price GPUs at",
+        initial="cheapest_listing",
+        required=False,  # none chosen: the cheapest listing, as workloads made before the choice are priced
+        widget=forms.RadioSelect,
+        choices=[
+            (
+                "cheapest_listing",
+                "the cheapest listing (may be a marketplace's, with no word on availability)",
+            ),
+            ("median_market", "the median market price of each GPU (what most providers charge)"),
+            ("named_providers", "the providers ticked above only"),
+        ],
+    )
+    max_gpus_per_replica = forms.IntegerField(
+        initial=8, min_value=1, max_value=64, label="Max GPUs per replica"
+    )
+    min_replicas = forms.IntegerField(
+        initial=1,
+        min_value=0,
+        max_value=1000,
+        label="Min replicas (warm standby)",
+        help_text="Replicas kept in every hour. 0 lets the fleet scale to zero when there is no traffic "
+        "(batch jobs); the first request after an idle hour then waits for a cold start.",
+    )
     spot = forms.BooleanField(required=False, label="Use spot prices")
-    headroom_pct = forms.FloatField(initial=20, label="Headroom (%)")
-    ops_hours_per_month = forms.FloatField(initial=10, label="Ops hours per month")
-    ops_hourly_usd = forms.FloatField(initial=100, label="Ops hourly rate (USD)")
+    headroom_pct = forms.FloatField(
+        initial=20,
+        min_value=0,
+        max_value=200,
+        label="Headroom (%)",
+        help_text="0 to 200% above each hour's rate.",
+    )
+    ops_hours_per_month = forms.FloatField(
+        initial=10, min_value=0, max_value=744, label="Ops hours per month"
+    )
+    ops_hourly_usd = forms.FloatField(
+        initial=100, min_value=0, max_value=10_000, label="Ops hourly rate (USD)"
+    )
     shared_prefix_tokens = forms.IntegerField(
         required=False,
         label="Shared prefix (tokens)",
@@ -143,6 +183,12 @@ class WorkloadForm(forms.Form):
         team_field = self.fields["team"]
         assert isinstance(team_field, forms.ModelChoiceField)
         team_field.queryset = teams
+        if (
+            not self.is_bound
+            and "model" not in self.initial
+            and any(slug == DEFAULT_MODEL for slug, _ in choices["model"])
+        ):
+            self.initial["model"] = DEFAULT_MODEL
         self.document: dict[str, Any] | None = None
 
     @classmethod
@@ -166,6 +212,7 @@ class WorkloadForm(forms.Form):
             "spot": constraints.get("spot", False),
             "engines": constraints.get("engines", []),
             "headroom_pct": round(document.get("headroom", 0.2) * 100, 2),
+            "offer_pricing": document.get("offer_pricing", "cheapest_listing"),
             "ops_hours_per_month": document.get("ops_hours_per_month", 10),
             "ops_hourly_usd": document.get("ops_hourly_usd", 100),
         }
@@ -178,6 +225,9 @@ class WorkloadForm(forms.Form):
             initial["multi_turn_reuse_pct"] = round(prefix.get("multi_turn_reuse_fraction", 0) * 100, 2)
         return initial
 
+    def clean_offer_pricing(self) -> str:
+        return str(self.cleaned_data.get("offer_pricing") or "cheapest_listing")
+
     def clean_hourly_rates(self) -> list[float]:
         return parse_rates(self.cleaned_data["hourly_rates"])
 
@@ -185,12 +235,13 @@ class WorkloadForm(forms.Form):
         cleaned = super().clean() or {}
         upload = cleaned.get("traffic_csv")
         if upload:
+            # The CSV replaces the numbers: an empty box is not an error beside it, whatever the CSV holds.
+            self.errors.pop("hourly_rates", None)
             try:
                 cleaned["hourly_rates"] = curve_from_csv(upload)
             except TrafficImportError as exc:
                 self.add_error("traffic_csv", str(exc))
                 return cleaned
-            self.errors.pop("hourly_rates", None)
         # Validate what parsed even when other fields are missing or wrong: inline validation shows a rule
         # broken by a filled field while the rest of the form is still empty. A field that already has a form
         # error keeps it (the document rule would only repeat "required").
@@ -220,7 +271,13 @@ class WorkloadForm(forms.Form):
             "engines": list(cleaned.get("engines") or []),
             **pick(max_gpus_per_replica="max_gpus_per_replica", min_replicas="min_replicas"),
         }
-        document.update(pick(ops_hours_per_month="ops_hours_per_month", ops_hourly_usd="ops_hourly_usd"))
+        document.update(
+            pick(
+                ops_hours_per_month="ops_hours_per_month",
+                ops_hourly_usd="ops_hourly_usd",
+                offer_pricing="offer_pricing",
+            )
+        )
         if cleaned.get("headroom_pct") is not None:
             document["headroom"] = cleaned["headroom_pct"] / 100
         prefix = prefix_from(cleaned)
@@ -229,18 +286,36 @@ class WorkloadForm(forms.Form):
         return document
 
     def add_document_errors(self, exc: serializers.ValidationError, skip: set[str] | None = None) -> None:
+        """The document's errors on the fields that show them; one message per rule, naming every hour that
+        breaks it (not 24 copies of one message)."""
+        hours: dict[tuple[str | None, str], list[int]] = {}
         for error in flatten_errors(exc.detail):
             field = form_field_for(error["field"])
             if skip and field in skip:
                 continue
-            message = error["message"]
+            target = field if field is not None and field in self.fields else None
+            message = error["message"] if target else f"{error['field']}: {error['message']}"
             index = re.search(r"\[(\d+)\]$", error["field"])
+            hours.setdefault((target, message), [])
             if index:
-                message = f"Hour {index.group(1)}: {message}"
-            if field is not None and field in self.fields:
-                self.add_error(field, message)
-            else:
-                self.add_error(None, f"{error['field']}: {message}")
+                hours[(target, message)].append(int(index.group(1)))
+        for (target, message), indices in hours.items():
+            if len(indices) == 1:
+                message = f"Hour {indices[0]}: {message}"
+            elif indices:
+                message = f"Hours {_hour_list(indices)}: {message}"
+            self.add_error(target, message)
+
+
+def _hour_list(hours: list[int]) -> str:
+    """[0, 1, 2, 3, 7] → '0–3, 7'."""
+    spans: list[list[int]] = []
+    for hour in sorted(hours):
+        if spans and hour == spans[-1][1] + 1:
+            spans[-1][1] = hour
+        else:
+            spans.append([hour, hour])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in spans)
 
 
 class LogImportForm(forms.Form):
@@ -268,7 +343,7 @@ class LogImportForm(forms.Form):
         label="p95 time to first token (ms)", initial=LOG_IMPORT_DEFAULTS["ttft_p95_ms"]
     )
     itl_p95_ms = forms.FloatField(
-        label="p95 inter-token latency (ms)", initial=LOG_IMPORT_DEFAULTS["itl_p95_ms"]
+        label="p95 inter-token latency (ms per token)", initial=LOG_IMPORT_DEFAULTS["itl_p95_ms"]
     )
     allowed_quantizations = forms.MultipleChoiceField(
         choices=(), widget=forms.CheckboxSelectMultiple, initial=LOG_IMPORT_DEFAULTS["allowed_quantizations"]
@@ -286,6 +361,8 @@ class LogImportForm(forms.Form):
         assert isinstance(quant_field, forms.ChoiceField)
         model_field.choices = [(m.slug, f"{m.name} ({m.params_total_b:g}B)") for m in catalog.model_list()]
         quant_field.choices = [(q.slug, q.name) for q in catalog.quantization_list()]
+        if not self.is_bound and any(slug == DEFAULT_MODEL for slug, _ in model_field.choices):
+            self.initial.setdefault("model", DEFAULT_MODEL)
 
     def options(self) -> dict[str, Any]:
         """The service's options (LogImportIn) from the cleaned fields."""

@@ -15,6 +15,7 @@ DEFAULT_OPTIONS = {
     "ops_hours_per_month": 10.0,
     "ops_hourly_usd": 100.0,
     "scheduled_scaling": True,
+    "offer_pricing": "cheapest_listing",
 }
 
 

@@ -380,7 +380,16 @@ class WorkloadIn(StrictSerializer):
     constraints = ConstraintsIn(required=False)
     prefix = PrefixIn(required=False)
     costing = CostingIn(required=False)
-    # Planning options beside DESIGN.md's keys: spare capacity per hour, operations cost, fleet shape.
+    # Planning options beside DESIGN.md's keys: spare capacity per hour, operations cost, fleet shape, and how
+    # instance-hours are priced (apps/planner/pipeline/workload.py OFFER_PRICING).
+    offer_pricing = serializers.ChoiceField(
+        choices=[
+            ("cheapest_listing", "each instance at its cheapest listing"),
+            ("median_market", "each GPU at the median of the market's listings per GPU-hour"),
+            ("named_providers", "only the providers in constraints.providers, at their listings"),
+        ],
+        default="cheapest_listing",
+    )
     headroom = StrictNumberField(min_value=0, max_value=2, default=0.2)
     ops_hours_per_month = StrictNumberField(min_value=0, max_value=744, default=10)
     ops_hourly_usd = StrictNumberField(min_value=0, max_value=10_000, default=100)
@@ -421,6 +430,14 @@ class WorkloadIn(StrictSerializer):
                 }
             )
         attrs.setdefault("constraints", ConstraintsIn().to_internal_value({}))
+        if attrs.get("offer_pricing") == "named_providers" and not attrs["constraints"].get("providers"):
+            raise serializers.ValidationError(
+                {
+                    "offer_pricing": [
+                        "named_providers prices only the providers you name: tick at least one provider."
+                    ]
+                }
+            )
         return attrs
 
 
@@ -436,8 +453,8 @@ class WorkloadOut(serializers.ModelSerializer[Workload]):
         model = Workload
         fields = [
             "id", "url", "team", "name", "model", "traffic", "prompt_tokens", "output_tokens", "slo", "quality",
-            "constraints", "prefix", "costing", "headroom", "ops_hours_per_month", "ops_hourly_usd",
-            "scheduled_scaling", "import_summary", "created_at", "updated_at",
+            "constraints", "prefix", "costing", "offer_pricing", "headroom", "ops_hours_per_month",
+            "ops_hourly_usd", "scheduled_scaling", "import_summary", "created_at", "updated_at",
         ]  # fmt: skip
 
     headroom = serializers.FloatField(source="planning_options.headroom", read_only=True)
@@ -446,6 +463,7 @@ class WorkloadOut(serializers.ModelSerializer[Workload]):
     )
     ops_hourly_usd = serializers.FloatField(source="planning_options.ops_hourly_usd", read_only=True)
     scheduled_scaling = serializers.BooleanField(source="planning_options.scheduled_scaling", read_only=True)
+    offer_pricing = serializers.CharField(source="planning_options.offer_pricing", read_only=True)
 
     costing = serializers.SerializerMethodField()
 

@@ -25,7 +25,14 @@ def ensure_can_write(*, user: AnyUser, team: Team) -> None:
         raise PermissionDenied("Viewers cannot change anything in this team.")
 
 
-OPTION_KEYS = ("headroom", "ops_hours_per_month", "ops_hourly_usd", "scheduled_scaling", "costing")
+OPTION_KEYS = (
+    "headroom",
+    "ops_hours_per_month",
+    "ops_hourly_usd",
+    "scheduled_scaling",
+    "costing",
+    "offer_pricing",
+)
 
 
 def _fields_from_document(document: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -23,6 +23,7 @@ from apps.workloads.charts import length_figure, traffic_figure
 from apps.workloads.forms import LogImportForm, WorkloadForm
 from apps.workloads.logs import REASONS
 from apps.workloads.models import Workload
+from apps.workloads.traffic import TrafficImportError, curve_from_csv
 from apps.workloads.uploads import UploadTooLarge, check_upload_size, csrf_rejection
 
 
@@ -36,7 +37,12 @@ def workload_list(request: HtmxHttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")
     workloads = selectors.workload_list(user=request.user, name=query)
     template = "workloads/list.html#workload-table" if request.htmx else "workloads/list.html"
-    return render(request, template, {"workloads": workloads, "q": query})
+    context = {
+        "workloads": workloads,
+        "q": query,
+        "can_create": teams_writable_by(user=request.user).exists(),
+    }
+    return render(request, template, context)
 
 
 def _save(request: HtmxHttpRequest, form: WorkloadForm, workload: Workload | None) -> HttpResponse | None:
@@ -129,6 +135,35 @@ def workload_validate(request: HtmxHttpRequest) -> HttpResponse:
         name: [str(e) for e in form.errors.get(name, [])] if name in filled else [] for name in form.fields
     }
     return render(request, "workloads/form.html#field-errors", {"errors": errors})
+
+
+@csrf_exempt  # the CSRF check runs after the role check, before the body is read: apps/workloads/uploads.py
+@require_POST
+@login_required
+def traffic_preview(request: HtmxHttpRequest) -> HttpResponse:
+    """The hourly curve a chosen traffic CSV gives, read the way saving the form reads it, so the form can show
+    it before it is saved. Nothing is stored."""
+    if not teams_writable_by(user=request.user).exists():
+        raise PermissionDenied("You are a viewer in every team you belong to.")
+    rejected, too_large = _upload_refusal(request)
+    if rejected is not None:
+        return rejected
+    if too_large:
+        return JsonResponse({"error": too_large}, status=413)
+    upload = request.FILES.get("traffic_csv")
+    if upload is None:
+        return JsonResponse({"error": "Choose a CSV file (field traffic_csv)."}, status=400)
+    try:
+        rates = curve_from_csv(upload)
+    except TrafficImportError as exc:
+        return JsonResponse({"error": f"traffic_csv: {exc}"}, status=400)
+    return JsonResponse(
+        {
+            "hourly_requests_per_s": rates,
+            "peak_requests_per_s": max(rates),
+            "requests_per_day": sum(rate * 3600 for rate in rates),
+        }
+    )
 
 
 @require_GET

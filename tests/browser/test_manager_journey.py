@@ -105,8 +105,8 @@ def test_manager_plans_a_workload_and_downloads_its_manifests(
         timeout=90_000,
     )
     traces = page.evaluate("document.querySelector('#chart-replicas').data.map(t => t.name)")
-    assert traces[0] == "traffic (requests/s)"
-    assert any("replicas" in name for name in traces[1:])
+    assert "traffic (requests/s)" in traces
+    assert any("replicas" in name for name in traces)
     assert page.locator(".badge.predicted, .badge.measured").count() > 0
     assert page.locator("#chart-latency .main-svg").count() >= 1
     shot.take("05-recommendation")

@@ -124,7 +124,8 @@ def test_recommendation_page_shows_badges_and_figures(world: TeamWorld, planned:
     assert "badge predicted" in html or "badge measured" in html
     figures = response.context["figures"]
     assert {"replicas", "cost", "apis", "latency"} <= set(figures)
-    assert figures["replicas"]["data"][0]["y"] == world.workload_a.hourly_requests_per_s
+    traffic = next(t for t in figures["replicas"]["data"] if t["name"] == "traffic (requests/s)")
+    assert traffic["y"] == world.workload_a.hourly_requests_per_s
     latency_names = [trace["name"] for trace in figures["latency"]["data"]]
     assert any("predicted" in name for name in latency_names)
 

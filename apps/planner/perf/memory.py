@@ -134,7 +134,8 @@ def memory_fit(dep: Deployment, context_tokens: int, *, max_num_seqs: int | None
     runtime = runtime_bytes_per_gpu(dep, seqs)
     if profile.memory_fraction_of_free:
         kv = max(0.0, (memory - weights - runtime) * fraction)
-        usable = weights + runtime + kv
+        # Never more than the GPU holds: weights larger than memory must not read as memory the engine has.
+        usable = min(memory, weights + runtime + kv)
     else:
         usable = memory * fraction
         kv = max(0.0, usable - weights - runtime)
@@ -151,10 +152,11 @@ def memory_fit(dep: Deployment, context_tokens: int, *, max_num_seqs: int | None
     if fits:
         reason = ""
     elif weights + runtime >= usable:
+        share = "of the memory left after weights" if profile.memory_fraction_of_free else "memory fraction"
         reason = (
             f"does not fit: weights need {weights * gpus / 1e9:.1f} GB and the engine's runtime "
-            f"{runtime * gpus / 1e9:.1f} GB, but {gpus}x {gpu.memory_gb:g} GB at the engine's "
-            f"{fraction:.0%} memory fraction leaves {have_gb:.1f} GB"
+            f"{runtime * gpus / 1e9:.1f} GB ({(weights + runtime) * gpus / 1e9:.1f} GB in all), but "
+            f"{gpus}x {gpu.memory_gb:g} GB at the engine's {fraction:.0%} {share} leaves {have_gb:.1f} GB"
         )
     else:
         reason = (

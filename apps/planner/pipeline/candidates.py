@@ -4,6 +4,7 @@ offers that can host one replica, and a rejection for everything the workload or
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,12 +53,21 @@ class Rejection:
 @dataclass(frozen=True)
 class PricedOffer:
     offer: OfferSpec
-    usd_per_hour: float  # per instance
-    pricing: str  # "spot" or "on-demand"
+    usd_per_hour: float  # per instance, as the plan prices it
+    pricing: str  # "spot" or "on-demand", or "median market (...)"
+    listed_usd_per_hour: float | None = None  # the listing's own price when the plan prices it otherwise
 
     @property
     def usd_per_gpu_hour(self) -> float:
         return self.usd_per_hour / self.offer.gpu_count
+
+    @property
+    def listing_gap_usd_per_gpu_hour(self) -> float:
+        """How far the listing's own price is from the price planned with: 0 unless priced at the market
+        median, where it picks, among equally priced fleets, the listing nearest the median to name."""
+        if self.listed_usd_per_hour is None:
+            return 0.0
+        return abs(self.listed_usd_per_hour - self.usd_per_hour) / self.offer.gpu_count
 
 
 @dataclass(frozen=True)
@@ -79,27 +89,62 @@ class Candidates:
     notes: tuple[str, ...]
 
 
+def listed_price(offer: OfferSpec, *, spot: bool) -> float | None:
+    """The listing's price per instance-hour at the kind the workload pays (spot or on-demand), or None."""
+    price = offer.spot_usd_per_hour if spot else offer.ondemand_usd_per_hour
+    if price is None or price <= 0 or offer.gpu_count < 1:
+        return None
+    return price
+
+
 def priced_offers(
-    catalog: CatalogSnapshot, constraints: Constraints
+    catalog: CatalogSnapshot, constraints: Constraints, offer_pricing: str = "cheapest_listing"
 ) -> tuple[dict[str, list[PricedOffer]], int]:
-    """Offers by GPU slug at the price the workload pays (spot or on-demand); and how many offers name
-    accelerators outside the GPU catalog."""
+    """Offers by GPU slug at the price the workload pays (spot or on-demand; each listing's own price, or with
+    offer_pricing "median_market" the median per-GPU-hour price of that GPU's listings times the instance's
+    GPUs); and how many offers name accelerators outside the GPU catalog."""
     by_gpu: dict[str, list[PricedOffer]] = {}
     unmodelled = 0
     providers = {p.lower() for p in constraints.providers}
+    kind = "spot" if constraints.spot else "on-demand"
     for offer in catalog.offers:
         if providers and offer.provider.lower() not in providers:
             continue
-        price = offer.spot_usd_per_hour if constraints.spot else offer.ondemand_usd_per_hour
-        if price is None or price <= 0 or offer.gpu_count < 1:
+        price = listed_price(offer, spot=constraints.spot)
+        if price is None:
             continue
         if offer.gpu_slug is None:
             unmodelled += 1
             continue
-        by_gpu.setdefault(offer.gpu_slug, []).append(
-            PricedOffer(offer, price, "spot" if constraints.spot else "on-demand")
-        )
+        by_gpu.setdefault(offer.gpu_slug, []).append(PricedOffer(offer, price, kind))
+    if offer_pricing == "median_market":
+        for slug, listed in by_gpu.items():
+            median = statistics.median(o.usd_per_gpu_hour for o in listed)
+            by_gpu[slug] = [
+                PricedOffer(o.offer, median * o.offer.gpu_count, f"median market ({kind})", o.usd_per_hour)
+                for o in listed
+            ]
     return by_gpu, unmodelled
+
+
+def market_summary(catalog: CatalogSnapshot, gpu_slug: str, *, spot: bool) -> dict[str, Any]:
+    """What the whole market (every provider in the catalog) lists for one GPU, per GPU-hour: how many
+    listings and providers, the cheapest and the median, so a plan can show its price beside the market's."""
+    prices: list[tuple[float, str]] = []
+    for offer in catalog.offers:
+        price = listed_price(offer, spot=spot) if offer.gpu_slug == gpu_slug else None
+        if price is not None:
+            prices.append((price / offer.gpu_count, offer.provider))
+    if not prices:
+        return {"listings": 0, "providers": 0}
+    per_gpu = sorted(p for p, _ in prices)
+    return {
+        "listings": len(prices),
+        "providers": len({provider for _, provider in prices}),
+        "cheapest_usd_per_gpu_hour": round(per_gpu[0], 4),
+        "median_usd_per_gpu_hour": round(statistics.median(per_gpu), 4),
+        "pricing": "spot" if spot else "on-demand",
+    }
 
 
 NODE_GPUS = 8  # GPUs of one HGX/OAM node: a replica larger than this spans nodes
@@ -180,7 +225,7 @@ def enumerate_candidates(workload: WorkloadSpec, catalog: CatalogSnapshot) -> Ca
         if slug not in known_quants:
             notes.append(f"quantization {slug!r} is not in the catalog; ignored")
 
-    offers_by_gpu, unmodelled = priced_offers(catalog, c)
+    offers_by_gpu, unmodelled = priced_offers(catalog, c, workload.offer_pricing)
     if unmodelled:
         notes.append(f"{unmodelled} offers name accelerators outside the GPU catalog and were not modelled")
     gpus: list[GpuSpec] = []

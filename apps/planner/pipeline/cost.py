@@ -153,7 +153,9 @@ def fleets(
     """
     schedule = _schedule(dep, rate_per_replica, workload)
     costs = _offer_costs(dep, offers, schedule, workload)
-    costs.sort(key=lambda c: (c[0], c[5].offer.provider, c[5].offer.instance_type))
+    costs.sort(
+        key=lambda c: (c[0], c[5].listing_gap_usd_per_gpu_hour, c[5].offer.provider, c[5].offer.instance_type)
+    )
     first = schedule.by_curve[workload.day_curves[0][0]]
     weekend = schedule.by_curve.get("weekend")
     scheduled = workload.scheduled_scaling

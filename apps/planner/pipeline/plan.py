@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from apps.catalog.marketplaces import marketplace_of
 from apps.catalog.specs import CatalogSnapshot
 from apps.planner.perf.batching import RequestSet
 from apps.planner.perf.calibration import Calibration, calibrate
 from apps.planner.perf.corpus import MeasuredPoint
-from apps.planner.pipeline.candidates import Rejection, enumerate_candidates
+from apps.planner.pipeline.candidates import Rejection, enumerate_candidates, market_summary
 from apps.planner.pipeline.capacity import (
     CEILING_SLACK,
     MIN_SIM_REQUESTS,
@@ -51,6 +52,38 @@ from apps.planner.pipeline.workload import (
 SIM_MAX_REQUESTS = 1500  # drawn once per plan; each simulation uses the first 300+ (see requests_for_rate)
 SHORTLIST = 12
 MAX_OPTIONS = 10
+# The stages a plan reports as it goes (on_stage), in order, with what each does in words a manager reads.
+STAGES = (
+    ("candidates", "listing every engine, precision, GPU and layout the workload allows"),
+    ("screen", "checking memory and estimating each family's capacity"),
+    ("simulate", "simulating the cheapest families under the traffic"),
+    ("explain", "costing, ranking and explaining the options"),
+)
+
+
+PRICING_NOTES = {
+    "cheapest_listing": "each instance is priced at its own listing, and the cheapest listing that hosts the "
+    "fleet is picked (offer_pricing cheapest_listing); see each option's market for the median",
+    "median_market": "each instance is priced at the median of the market's listings of its GPU per GPU-hour "
+    "(offer_pricing median_market); the listing named is the one nearest that median",
+    "named_providers": "only the listings of the providers in constraints.providers are priced "
+    "(offer_pricing named_providers), each at its own price",
+}
+
+
+def _market(catalog: CatalogSnapshot, option: dict[str, Any], spot: bool) -> dict[str, Any]:
+    """The GPU's market beside the option's price, and what it means when the listing is a marketplace's."""
+    market = market_summary(catalog, option["gpu"], spot=spot)
+    market["planned_usd_per_gpu_hour"] = round(
+        option["instance_usd_per_hour"] / option["gpus_per_instance"], 4
+    )
+    place = marketplace_of(option["provider"])
+    market["marketplace"] = (
+        None
+        if place is None
+        else {"kind": place.kind, "availability": place.what_it_means, "source": place.source_url}
+    )
+    return market
 
 
 def _bounded_sizes(
@@ -139,18 +172,24 @@ def plan(
     shortlist: int = SHORTLIST,
     max_options: int = MAX_OPTIONS,
     seed: int = 0,
+    on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Ranked deployments for the workload, as the plan JSON of DESIGN.md (plus evidence keys)."""
+    """Ranked deployments for the workload, as the plan JSON of DESIGN.md (plus evidence keys). `on_stage` is
+    called with each name of STAGES as that stage starts (progress for a page that is waiting)."""
+    report = on_stage or (lambda _stage: None)
     started = time.perf_counter()
+    report("candidates")
     cal = calibration or calibrate(catalog, tuple(measured))
     found = enumerate_candidates(workload, catalog)
     rejected = list(found.rejected)
+    report("screen")
     screened, screen_rejections = screen(found.candidates, workload, cal, found.context_tokens)
     rejected += screen_rejections
     estimates = _bounded_sizes(screened, workload, 2 * shortlist, rejected)
     screened_at = time.perf_counter()
 
     # Walk down the estimate's order until `shortlist` families hold the SLO in simulation (bounded effort).
+    report("simulate")
     requests = RequestSet.draw(
         workload.prompt_tokens,
         workload.output_tokens,
@@ -182,6 +221,7 @@ def plan(
         refined.append(cost_family(sized, workload))
     simulated_at = time.perf_counter()
 
+    report("explain")
     ranked = order(refined)
     for costed in ranked[max_options:]:
         rejected.append(
@@ -214,6 +254,7 @@ def plan(
     api_monthly = min(same_model) if same_model else None
     for o, costed in zip(options, ordered, strict=True):
         o["payment"] = ways_to_pay(costed, workload, volume, api_monthly)
+        o["market"] = _market(catalog, o, workload.constraints.spot)
     counts: dict[str, int] = {}
     for r in rejected:
         counts[r.reason_code] = counts.get(r.reason_code, 0) + 1
@@ -237,7 +278,7 @@ def plan(
         ],
         "rejected": [r.to_dict() for r in rejected],
         "rejected_summary": counts,
-        "notes": list(found.notes),
+        "notes": [*found.notes, PRICING_NOTES[workload.offer_pricing]],
         "method": {
             "families_fitting": len(screened),
             "families_screened": len(estimates),

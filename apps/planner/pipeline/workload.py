@@ -4,6 +4,7 @@ the token volume it implies. Pure; no Django.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Mapping
@@ -18,6 +19,11 @@ HOURS_PER_DAY = 24
 # simulated arrival overflows. The workload validator (apps/workloads/serializers.py) refuses it too.
 MIN_NONZERO_RATE_PER_S = 1e-4
 DAYS_PER_MONTH = 365.0 / 12.0  # 30.42: a month of 730 hours
+
+# How an instance-hour is priced: the single cheapest listing of each instance (the planner's first behaviour,
+# and the default), the median of the market's listings of that GPU per GPU-hour (a price one can expect to
+# find, not the one lucky listing), or the cheapest listing of the providers named in constraints.providers.
+OFFER_PRICING = ("cheapest_listing", "median_market", "named_providers")
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class WorkloadSpec:
     # Overrides of the ownership cost defaults (amortisation_years, pue, usd_per_kwh,
     # colocation_usd_per_kw_month); see apps/planner/pipeline/payment.py.
     costing: Mapping[str, float] = field(default_factory=dict)
+    offer_pricing: str = "cheapest_listing"  # one of OFFER_PRICING
 
     @property
     def planning_burstiness_cv(self) -> float:
@@ -230,6 +237,11 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
             if value <= 0:
                 raise WorkloadError(f"costing.{key} must be positive")
             costing[key] = value
+    offer_pricing = d.get("offer_pricing") or "cheapest_listing"
+    if offer_pricing not in OFFER_PRICING:
+        raise WorkloadError(f"offer_pricing must be one of {', '.join(OFFER_PRICING)}, got {offer_pricing!r}")
+    if offer_pricing == "named_providers" and not constraints.providers:
+        raise WorkloadError("offer_pricing named_providers needs constraints.providers to name at least one")
     return WorkloadSpec(
         name=str(d.get("name") or "workload"),
         model=str(d["model"]),
@@ -253,7 +265,23 @@ def workload_spec_from_dict(d: Mapping[str, Any]) -> WorkloadSpec:
         else _numbers(weekend, "traffic.weekend_hourly_requests_per_s", length=HOURS_PER_DAY),
         prefix=PrefixCache(int(shared), reuse),
         costing=costing,
+        offer_pricing=str(offer_pricing),
     )
+
+
+def document_with(document: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of the workload document with each dotted path (`slo.ttft_p95_ms`) set to its new value."""
+    out: dict[str, Any] = copy.deepcopy(dict(document))
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        node = out
+        for key in parents:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[leaf] = copy.deepcopy(value)
+    return out
 
 
 def _optional(d: Mapping[str, Any], key: str, default: float, where: str) -> float:
@@ -286,6 +314,7 @@ def workload_spec_to_dict(workload: WorkloadSpec) -> dict[str, Any]:
         "ops_hourly_usd": workload.ops_hourly_usd,
         "scheduled_scaling": workload.scheduled_scaling,
         "cold_start_s": workload.cold_start_s,
+        "offer_pricing": workload.offer_pricing,
     }
 
 

@@ -8,6 +8,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from apps.planner.templatetags import units
+
 register = template.Library()
 
 
@@ -31,18 +33,14 @@ def evidence_badge(item: dict[str, Any]) -> SafeString:
             title += " Rows behind it: " + ", ".join(f"{k} {v}" for k, v in evidence.items()) + "."
     else:  # plans made before error bands were cross-validated
         legacy = item.get("error_band_rel")
-        label = f"predicted ±{legacy:.0%}" if isinstance(legacy, int | float) else "predicted"
+        # The p90 error: say so, beside pages that show the typical (median) one.
+        label = f"predicted ±{legacy:.0%} (p90)" if isinstance(legacy, int | float) else "predicted"
         title = f"Predicted by the performance model ({key})"
     return format_html('<span class="badge predicted" title="{}">{}</span>', title, label)
 
 
-@register.filter
-def usd(value: Any) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    return f"${number:,.0f}" if abs(number) >= 100 else f"${number:,.2f}"
+# One dollar format on every page: templates that load only this library get the units one.
+register.filter("usd", units.usd)
 
 
 @register.filter
@@ -53,12 +51,6 @@ def replica_range(replicas_by_hour: Any) -> str:
     except (TypeError, ValueError):
         return "—"
     return str(low) if low == high else f"{low}–{high}"
-
-
-@register.filter
-def reason_label(reason: Any) -> str:
-    """'no_offer' → 'no offer'."""
-    return str(reason).replace("_", " ")
 
 
 @register.filter

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import Role, Team
-from apps.accounts.services import membership_set, team_create, user_ensure
+from apps.accounts.services import membership_set, staff_permissions_grant, team_create, user_ensure
 from apps.catalog.services import catalog_load
 from apps.workloads.models import Workload
 from apps.workloads.services import workload_create
@@ -22,6 +22,10 @@ class Command(BaseCommand):
         team = Team.objects.filter(slug="demo").first() or team_create(name="Demo")
         demo = user_ensure(username="demo", password=DEMO_PASSWORD, email="demo@example.com", is_staff=True)
         viewer = user_ensure(username="viewer", password=DEMO_PASSWORD, email="viewer@example.com")
+        # Staff, so the Admin link is shown: it can read everything there and keep the catalog.
+        staff_permissions_grant(
+            user=demo, view=("accounts", "catalog", "workloads", "benchmarks", "planner"), change=("catalog",)
+        )
         membership_set(team=team, user=demo, role=Role.OWNER)
         membership_set(team=team, user=viewer, role=Role.VIEWER)
         document = json.loads(DEMO_WORKLOAD.read_text())
