@@ -63,6 +63,15 @@ def test_snapshot_from_database_matches_the_shipped_files(db: None) -> None:
     assert catalog_snapshot().version == from_db.version
 
 
+def test_the_database_catalog_uses_the_shipped_calibration_fit(db: None) -> None:
+    """The database lists rows by slug, the files in their own order: both must find the shipped fit, or every
+    process would refit the corpus (about 20 s) on its first plan."""
+    from apps.planner.perf.calibration import load_fit
+
+    assert load_fit(catalog_snapshot()) is not None
+    assert load_fit(load_snapshot()) is not None
+
+
 @pytest.mark.parametrize(
     ("raw", "number"),
     [

@@ -504,7 +504,9 @@ def cross_validate(design: Design, theta: FloatArray) -> FloatArray:
 def _fingerprint(catalog: CatalogSnapshot) -> str:
     import hashlib
 
-    text = repr((catalog.gpus, catalog.models, catalog.quantizations))
+    # By slug, so the same catalog read from the files or from the database (ordered differently) matches.
+    tables = (catalog.gpus, catalog.models, catalog.quantizations)
+    text = repr([sorted(rows, key=lambda row: row.slug) for rows in tables])
     return f"{MODEL_VERSION}:{corpus_digest()}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
