@@ -5,6 +5,6 @@ import os
 # 6 ms instead of 0.05 ms. Set before anything imports NumPy; an explicit setting in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from advisor.celery import app as celery_app
-
-__all__ = ("celery_app",)
+# The Celery app (advisor/celery.py) is imported by the modules that define tasks, not here: a process that
+# never touches a task (manage.py plan, predict) does not pay Celery's 0.1 s import. `celery -A advisor` finds
+# advisor.celery by name.

@@ -293,6 +293,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Imported by every worker at start: connects the handlers that register benchmark hosts.
+CELERY_IMPORTS = ["apps.benchmarks.worker"]
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BENCHMARK_TIME_LIMIT_S + 3600}

@@ -3,8 +3,5 @@ from django.apps import AppConfig
 
 class BenchmarksConfig(AppConfig):
     name = "apps.benchmarks"
-
-    def ready(self) -> None:
-        # Connects the Celery worker_ready/worker_shutdown handlers that register benchmark workers; they only
-        # fire inside a worker process, so the web process is unaffected.
-        from apps.benchmarks import worker  # noqa: F401
+    # The Celery worker_ready/worker_shutdown handlers that register benchmark workers (apps/benchmarks/worker.py)
+    # are connected by the worker itself, through CELERY_IMPORTS: other processes never import Celery for them.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
+import advisor.celery  # noqa: F401  (configures the app the shared tasks bind to)
+
 
 @shared_task(
     bind=True, acks_late=True, ignore_result=True, soft_time_limit=2 * 3600, time_limit=2 * 3600 + 300

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+import advisor.celery  # noqa: F401  (configures the app the shared tasks bind to)
+
 PLAN_SOFT_TIME_LIMIT_S = 120
 PLAN_TIME_LIMIT_S = 150
 

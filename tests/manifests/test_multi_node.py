@@ -180,11 +180,14 @@ def test_compose_cannot_span_nodes() -> None:
 
 
 def test_trtllm_two_node_options_are_refused_with_the_reason() -> None:
-    two_node = [o for o in _r1_plan()["options"] if o["engine"] == "trtllm" and o["nodes"] == 2]
-    if not two_node:
-        pytest.skip("the plan lists no TensorRT-LLM option over two nodes")
+    """The planner offers no TensorRT-LLM replica over two nodes (workers.engines.can_split), and a bundle asked
+    for one anyway (an edited plan) is refused with the reason, not emitted."""
+    trtllm_plan = _r1_plan("trtllm")
+    assert not [o for o in trtllm_plan["options"] if o["nodes"] > 1]
+    asked = {**_option("vllm", "DP16 EP16"), "engine": "trtllm"}
+
     with pytest.raises(ManifestError, match="one MPI world"):
-        request_from_plan(two_node[0], R1_WORKLOAD, _r1_plan())
+        request_from_plan(asked, R1_WORKLOAD, trtllm_plan)
 
 
 def _edited(files: dict[str, str], edit: Any) -> dict[str, str]:

@@ -474,12 +474,13 @@ def analytic_poisson(
     prefill queue, its p95 taken as 3x the mean (exponential tail), scaled for arrivals burstier than Poisson
     by Kingman's (ca² + cs²) / (1 + cs²). Prompt tokens found in the prefix cache are not prefilled.
     """
+    step_s = step.scalar
     full_prompts = _prompt_grid(prompt)
     prompts = np.maximum(full_prompts - prefix.cached_tokens(full_prompts), 1.0)
     isl, osl = float(prompts.sum()) / prompts.size, output.mean
     full_isl = float(full_prompts.sum()) / full_prompts.size
     context = full_isl + osl / 2.0
-    tpot_s = step.step_s(1, context, 0, 0.0)
+    tpot_s = step_s(1, context, 0, 0.0)
     batch = max(rate_per_s * osl * tpot_s, 1e-9)
     share, room = 0.0, float(max(step.token_budget - 1, 1))
     chunks = _chunk_sizes(prompts, room, 0.0)
@@ -490,8 +491,8 @@ def analytic_poisson(
         room = float(max(step.token_budget - b, 1))
         chunks = _chunk_sizes(prompts, room, min(share, 1.0) * isl)
         mean_chunk = float(chunks.sum()) / chunks.size
-        decode_s = step.step_s(b, b * context, 0, 0.0)
-        chunk_s = step.step_s(b, b * context, round(mean_chunk), mean_chunk * isl / 2.0)
+        decode_s = step_s(b, b * context, 0, 0.0)
+        chunk_s = step_s(b, b * context, round(mean_chunk), mean_chunk * isl / 2.0)
         share = rate_per_s * isl * tpot_s / mean_chunk  # prompt tokens per step / tokens per chunk-step
         tpot_s = (1.0 - min(share, 1.0)) * decode_s + min(share, 1.0) * chunk_s
         service_s = isl / mean_chunk * chunk_s
@@ -518,9 +519,9 @@ def analytic_poisson(
         # The p95 token gap falls among chunk-steps once they are more than 5% of all steps.
         ordered = np.sort(chunks)
         chunk_q = float(ordered[round((1.0 - 0.05 / share) * (ordered.size - 1))])
-        itl95_s = step.step_s(b, b * context, round(chunk_q), chunk_q * isl / 2.0)
+        itl95_s = step_s(b, b * context, round(chunk_q), chunk_q * isl / 2.0)
     else:
-        itl95_s = step.step_s(b, b * context, 0, 0.0)
+        itl95_s = step_s(b, b * context, 0, 0.0)
     return AnalyticLoad(ttft95_s * 1e3, itl95_s * 1e3, batch, True)
 
 

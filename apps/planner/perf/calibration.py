@@ -505,8 +505,13 @@ def _fingerprint(catalog: CatalogSnapshot) -> str:
     import hashlib
 
     # By slug, so the same catalog read from the files or from the database (ordered differently) matches.
-    tables = (catalog.gpus, catalog.models, catalog.quantizations)
-    text = repr([sorted(rows, key=lambda row: row.slug) for rows in tables])
+    text = repr(
+        [
+            sorted(catalog.gpus, key=lambda g: g.slug),
+            sorted(catalog.models, key=lambda m: m.slug),
+            sorted(catalog.quantizations, key=lambda q: q.slug),
+        ]
+    )
     return f"{MODEL_VERSION}:{corpus_digest()}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 

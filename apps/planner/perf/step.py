@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, TypeVar
 
 from apps.catalog.specs import ModelSpec
@@ -233,6 +234,11 @@ class StepModel:
         seqs = n_decode + (n_prefill > 0) * n_prefill_seqs
         busy = n_tokens > 0
         return busy * (self.overhead_s + self.seq_overhead_s * seqs + self.pp * stage)  # type: ignore[no-any-return]
+
+    @cached_property
+    def scalar(self) -> Callable[[float, float, float, float], float]:
+        """scalar_step(), built once per deployment (the screening estimate calls it thousands of times)."""
+        return self.scalar_step()
 
     def scalar_step(self) -> Callable[[float, float, float, float], float]:
         """step_s for one deployment on Python floats, with every per-deployment constant folded in: the
