@@ -28,6 +28,17 @@ BUSINESS_DAY = [0.05, 0.05, 0.05, 0.05, 0.05, 0.08, 0.15, 0.35, 0.7, 0.95, 1, 1,
                 0.5, 0.3, 0.2, 0.12, 0.08, 0.06]  # fmt: skip
 NIGHTLY = [1, 1, 1, 1, 1, 0.8, 0.3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.2, 0.6, 1]
 
+
+def _constraints(gpus: list[str] | None = None, min_replicas: int = 1) -> dict[str, Any]:
+    return {
+        "gpus": gpus or [],
+        "providers": [],
+        "max_gpus_per_replica": 8,
+        "spot": False,
+        "min_replicas": min_replicas,
+    }
+
+
 # Three workloads as managers describe them: a RAG assistant on a 70B model, a nightly batch of summaries that
 # may scale to zero by day, and a voice agent whose targets no deployment meets (the infeasible-plan page).
 WORKLOADS: list[dict[str, Any]] = [
@@ -39,13 +50,7 @@ WORKLOADS: list[dict[str, Any]] = [
         "output_tokens": {"mean": 300, "p50": 250, "p95": 800, "max": 2048},
         "slo": {"ttft_p95_ms": 1500, "itl_p95_ms": 50},
         "quality": {"allowed_quantizations": ["bf16", "fp8", "awq-int4"]},
-        "constraints": {
-            "gpus": [],
-            "providers": [],
-            "max_gpus_per_replica": 8,
-            "spot": False,
-            "min_replicas": 1,
-        },
+        "constraints": _constraints(),
     },
     {
         "name": "nightly-summaries",
@@ -55,13 +60,7 @@ WORKLOADS: list[dict[str, Any]] = [
         "output_tokens": {"mean": 400, "p50": 350, "p95": 900, "max": 1500},
         "slo": {"ttft_p95_ms": 20000, "itl_p95_ms": 200},
         "quality": {"allowed_quantizations": ["bf16", "fp8", "awq-int4"]},
-        "constraints": {
-            "gpus": [],
-            "providers": [],
-            "max_gpus_per_replica": 8,
-            "spot": False,
-            "min_replicas": 0,
-        },
+        "constraints": _constraints(min_replicas=0),
     },
     {
         "name": "voice-agent-tight",
@@ -71,13 +70,7 @@ WORKLOADS: list[dict[str, Any]] = [
         "output_tokens": {"mean": 80, "p50": 60, "p95": 200, "max": 400},
         "slo": {"ttft_p95_ms": 60, "itl_p95_ms": 8},
         "quality": {"allowed_quantizations": ["bf16"]},
-        "constraints": {
-            "gpus": ["a100-80gb"],
-            "providers": [],
-            "max_gpus_per_replica": 8,
-            "spot": False,
-            "min_replicas": 1,
-        },
+        "constraints": _constraints(gpus=["a100-80gb"]),
     },
 ]
 

@@ -252,7 +252,7 @@ def simulate(
     kv_cap = step.kv_capacity_tokens - shared
     max_seqs = step.max_num_seqs
     budget = step.token_budget
-    step_time = step.scalar_step()
+    step_time = step.scalar
 
     if load.mode == "poisson":
         if load.rate_per_s <= 0:

@@ -237,7 +237,7 @@ class StepModel:
 
     @cached_property
     def scalar(self) -> Callable[[float, float, float, float], float]:
-        """scalar_step(), built once per deployment (the screening estimate calls it thousands of times)."""
+        """scalar_step(), built once per deployment: the simulation and the screening estimate share it."""
         return self.scalar_step()
 
     def scalar_step(self) -> Callable[[float, float, float, float], float]:
