@@ -212,15 +212,14 @@ class RequestSet:
         return RequestSet(self.isl[:n], self.osl[:n], self.unit_gaps[:n], cached, self.shared_prefix_tokens)
 
 
-def _weighted_percentiles(values: list[float], weights: list[float], qs: tuple[float, ...]) -> list[float]:
-    if not values:
+def _weighted_percentiles(values: FloatArray, weights: FloatArray, qs: tuple[float, ...]) -> list[float]:
+    if not values.size:
         return [0.0 for _ in qs]
-    v = np.asarray(values)
-    w = np.asarray(weights)
-    order = np.argsort(v)
-    cum = np.cumsum(w[order])
-    total = cum[-1]
-    return [float(v[order][min(int(np.searchsorted(cum, q * total)), len(v) - 1)]) for q in qs]
+    order = np.argsort(values)
+    ordered = values[order]
+    cum = np.cumsum(weights[order])
+    at = np.minimum(np.searchsorted(cum, np.asarray(qs) * cum[-1]), values.size - 1)
+    return [float(x) for x in ordered[at]]
 
 
 def _percentiles(values: FloatArray) -> dict[str, float]:
@@ -302,7 +301,8 @@ def simulate(
         while next_arrival < n and arrivals[next_arrival] <= t:
             waiting.append(next_arrival)
             next_arrival += 1
-        peak_waiting = max(peak_waiting, len(waiting))
+        if len(waiting) > peak_waiting:
+            peak_waiting = len(waiting)
         while waiting and n_run + len(prefilling) < max_seqs and kv_used + need[waiting[0]] <= kv_cap:
             request = waiting.popleft()
             kv_used += need[request]
@@ -405,11 +405,12 @@ def simulate(
     out_tokens = float(outputs[in_window].sum())
     itl_start = arrived[skip] if skip < n else 0.0
     itl_end = arrived[:issued].max() if load.mode == "poisson" else w1
-    keep = [i for i, when in enumerate(itl_times) if itl_start <= when <= max(itl_end, itl_start)]
-    if not keep:
-        keep = list(range(len(itl_times)))
+    gap_times = np.asarray(itl_times)
+    keep = (gap_times >= itl_start) & (gap_times <= max(itl_end, itl_start))
+    if not keep.any():
+        keep[:] = True
     p50, p95, p99 = _weighted_percentiles(
-        [itl_values[i] * 1e3 for i in keep], [itl_weights[i] for i in keep], (0.5, 0.95, 0.99)
+        np.asarray(itl_values)[keep] * 1e3, np.asarray(itl_weights)[keep], (0.5, 0.95, 0.99)
     )
     return SimResult(
         ttft_ms=_percentiles(ttft[np.isfinite(ttft)]) if np.isfinite(ttft).all() else _inf_percentiles(),
@@ -442,19 +443,42 @@ class AnalyticLoad:
 _PROMPT_GRID = 64
 
 
+@dataclass(frozen=True)
+class _PromptGrid:
+    """Prompt lengths at evenly spaced quantiles of the distribution (what the sampler draws from), and what of
+    each is prefilled once the prefix cache has served its part."""
+
+    full: FloatArray
+    fresh: FloatArray
+    mean_full: float
+    mean_fresh: float
+
+
 @lru_cache(maxsize=256)
-def _prompt_grid(stats: LengthStats) -> FloatArray:
-    """Prompt lengths at evenly spaced quantiles of the distribution (what the sampler draws from)."""
-    return quantiles(stats, _stratified(_PROMPT_GRID))
+def _prompt_grid(stats: LengthStats, prefix: PrefixCache) -> _PromptGrid:
+    full = quantiles(stats, _stratified(_PROMPT_GRID))
+    fresh = np.maximum(full - prefix.cached_tokens(full), 1.0)
+    return _PromptGrid(full, fresh, float(full.sum()) / full.size, float(fresh.sum()) / fresh.size)
 
 
 def _chunk_sizes(prompts: FloatArray, room: float, merge_tokens: float) -> FloatArray:
     """Sizes of the prefill chunks prompts become: full steps of `room` tokens plus a remainder, which shares its
     step with the next waiting prompt (`merge_tokens` on average) when the prefill queue is busy."""
+    full, partial = _chunks(prompts, room, merge_tokens)
+    return np.concatenate((np.full(int(full), room), partial))
+
+
+def _mean_chunk(prompts: FloatArray, room: float, merge_tokens: float) -> float:
+    """The mean of _chunk_sizes, without building the list of chunks."""
+    full, partial = _chunks(prompts, room, merge_tokens)
+    return (full * room + float(partial.sum())) / (full + partial.size)
+
+
+def _chunks(prompts: FloatArray, room: float, merge_tokens: float) -> tuple[float, FloatArray]:
+    """(number of full chunks, sizes of the partial ones)."""
     full = prompts // room
     remainder = prompts - full * room
-    partial = np.minimum(room, remainder[remainder > 0] + merge_tokens)
-    return np.concatenate((np.full(int(full.sum()), room), partial))
+    return float(full.sum()), np.minimum(room, remainder[remainder > 0] + merge_tokens)
 
 
 def analytic_poisson(
@@ -475,22 +499,19 @@ def analytic_poisson(
     by Kingman's (ca² + cs²) / (1 + cs²). Prompt tokens found in the prefix cache are not prefilled.
     """
     step_s = step.scalar
-    full_prompts = _prompt_grid(prompt)
-    prompts = np.maximum(full_prompts - prefix.cached_tokens(full_prompts), 1.0)
-    isl, osl = float(prompts.sum()) / prompts.size, output.mean
-    full_isl = float(full_prompts.sum()) / full_prompts.size
-    context = full_isl + osl / 2.0
+    grid = _prompt_grid(prompt, prefix)
+    prompts, isl, osl = grid.fresh, grid.mean_fresh, output.mean
+    context = grid.mean_full + osl / 2.0
     tpot_s = step_s(1, context, 0, 0.0)
     batch = max(rate_per_s * osl * tpot_s, 1e-9)
     share, room = 0.0, float(max(step.token_budget - 1, 1))
-    chunks = _chunk_sizes(prompts, room, 0.0)
-    chunk_s = service_s = 0.0
+    merge = chunk_s = service_s = 0.0
     for _ in range(10):
         previous = batch
         b = max(1, math.ceil(batch))
         room = float(max(step.token_budget - b, 1))
-        chunks = _chunk_sizes(prompts, room, min(share, 1.0) * isl)
-        mean_chunk = float(chunks.sum()) / chunks.size
+        merge = min(share, 1.0) * isl
+        mean_chunk = _mean_chunk(prompts, room, merge)
         decode_s = step_s(b, b * context, 0, 0.0)
         chunk_s = step_s(b, b * context, round(mean_chunk), mean_chunk * isl / 2.0)
         share = rate_per_s * isl * tpot_s / mean_chunk  # prompt tokens per step / tokens per chunk-step
@@ -517,7 +538,7 @@ def analytic_poisson(
     ttft95_s += float(step.request_overhead_s)
     if share > 0.05:
         # The p95 token gap falls among chunk-steps once they are more than 5% of all steps.
-        ordered = np.sort(chunks)
+        ordered = np.sort(_chunk_sizes(prompts, room, merge))
         chunk_q = float(ordered[round((1.0 - 0.05 / share) * (ordered.size - 1))])
         itl95_s = step_s(b, b * context, round(chunk_q), chunk_q * isl / 2.0)
     else:

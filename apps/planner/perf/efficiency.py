@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from apps.catalog.specs import GpuSpec, QuantSpec
@@ -246,7 +247,13 @@ class Levels:
 
     def columns(self, factors: Iterable[str]) -> list[str]:
         """Names of the design columns this deployment switches on for these factor groups."""
-        names = {
+        names = self._column_names
+        return [names[factor] for factor in factors if names[factor]]
+
+    @cached_property
+    def _column_names(self) -> dict[str, str]:
+        """Factor group -> the design column this deployment switches on ("" for none)."""
+        levels = {
             "engine": self.engine,
             "engine generation": self.generation,
             "platform": self.platform,
@@ -260,7 +267,7 @@ class Levels:
             "link": self.link,
             "model": self.model,
         }
-        return [f"{factor}={names[factor]}" for factor in factors if names[factor]]
+        return {factor: f"{factor}={level}" if level else "" for factor, level in levels.items()}
 
     def slope_values(self, slopes: Iterable[str]) -> dict[str, float]:
         values = {"log2_tp": math.log2(max(self.tp, 1)), "log2_pp": math.log2(max(self.pp, 1))}

@@ -8,7 +8,8 @@ in the batching simulation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -112,5 +113,27 @@ def single_sequence(step: StepModel, isl: Any, osl: Any) -> tuple[FloatArray, Fl
 
 def offline_tokens_per_s(step: StepModel, isl: float, osl: float, cached: float = 0.0) -> float:
     """Output tokens/s of one replica flat out at these (mean) lengths."""
-    state = fixed_lengths(step, [max(1, round(isl))], [max(1, round(osl))], cached=[cached])
-    return float(state.output_tokens_per_s[0])
+    return offline_tokens_per_s_each([step], isl, osl, cached)[0]
+
+
+def offline_tokens_per_s_each(
+    steps: Sequence[StepModel], isl: float, osl: float, cached: float = 0.0
+) -> list[float]:
+    """offline_tokens_per_s of many deployments at the same lengths, evaluated together."""
+    if not steps:
+        return []
+    state = fixed_lengths(_stacked(steps), max(1, round(isl)), max(1, round(osl)), cached=cached)
+    return [float(x) for x in state.output_tokens_per_s]
+
+
+_STEP_ARRAYS = tuple(
+    f.name for f in fields(StepModel) if f.name not in ("deployment", "memory", "efficiency")
+)
+
+
+def _stacked(steps: Sequence[StepModel]) -> StepModel:
+    """Many deployments' step models as one whose fields are arrays (one element per deployment)."""
+    arrays: dict[str, Any] = {
+        name: np.asarray([getattr(s, name) for s in steps], dtype=np.float64) for name in _STEP_ARRAYS
+    }
+    return StepModel(**arrays)

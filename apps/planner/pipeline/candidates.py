@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from apps.catalog.checkpoints import Checkpoint, Refusal, checkpoint_for
@@ -78,6 +79,18 @@ class Candidate:
     dep: Deployment
     offers: tuple[PricedOffer, ...]
     checkpoint: Checkpoint | None = None
+
+    @cached_property
+    def offers_by_packing(self) -> dict[tuple[int, int], tuple[PricedOffer, ...]]:
+        """The offers grouped by how replicas pack into their instances: (replicas one instance holds,
+        instances one replica spans). Offers that pack alike need the same instance-hours for any fleet, so
+        costing a fleet counts its instances once per packing, not once per offer."""
+        groups: dict[tuple[int, int], list[PricedOffer]] = {}
+        for priced in self.offers:
+            spans = instances_per_replica(self.dep, priced.offer)
+            per_instance = max(1, priced.offer.gpu_count // self.dep.gpus) if spans == 1 else 1
+            groups.setdefault((per_instance, spans), []).append(priced)
+        return {key: tuple(offers) for key, offers in groups.items()}
 
 
 @dataclass(frozen=True)

@@ -172,9 +172,8 @@ def max_rate_analytic(
     ceiling = ceiling_rate_per_s or throughput_ceiling_rate(step, prompt, output, prefix)
     # Bisection on log rate between a rate far below the throughput ceiling and just above it.
     lo, hi = max(ceiling, 1e-6) * 1e-4, max(ceiling * CEILING_SLACK, 1e-3)
-    best = idle
-    failing = analytic_poisson(step, prompt, output, hi, prefix=prefix, burstiness_cv=burstiness_cv)
-    evaluations = 2
+    best, failing = idle, None
+    evaluations = 1
     # Most replicas hold a good share of their ceiling: try a tenth of it first, which usually removes the
     # lower four decades of the bracket in one evaluation.
     first = True
@@ -187,6 +186,9 @@ def max_rate_analytic(
             lo, best = mid, result
         else:
             hi, failing = mid, result
+    if failing is None:  # every rate tried held: what fails is the top of the bracket
+        failing = analytic_poisson(step, prompt, output, hi, prefix=prefix, burstiness_cv=burstiness_cv)
+        evaluations += 1
     limit = "ttft" if failing.ttft_p95_ms > slo.ttft_p95_ms else "itl"
     return RateSearch(
         lo,

@@ -13,7 +13,7 @@ from typing import Any
 
 from apps.catalog.specs import ApiPriceSpec, CatalogSnapshot, ModelSpec
 from apps.planner.perf.deployment import Deployment
-from apps.planner.pipeline.candidates import PricedOffer, instances_per_replica
+from apps.planner.pipeline.candidates import Candidate, PricedOffer
 from apps.planner.pipeline.capacity import Sized
 from apps.planner.pipeline.workload import DAYS_PER_MONTH, HOURS_PER_DAY, TokenVolume, WorkloadSpec
 
@@ -102,57 +102,49 @@ def _schedule(dep: Deployment, rate_per_replica: float, workload: WorkloadSpec) 
         name: hourly_replicas(rates, rate_per_replica, workload.headroom, c.min_replicas, prescale=prescale)
         for name, rates, _ in curves
     }
-    fixed = max(
-        max(hourly_replicas(rates, rate_per_replica, workload.headroom, c.min_replicas, prescale=False))
-        for _, rates, _ in curves
-    )
+    # The peak hour is the same with or without the hour-early start (which only repeats each hour's need).
+    fixed = max(max(need) for need in by_curve.values())
     return _Schedule(by_curve, fixed, prescale)
 
 
+def _packing_hours(
+    packing: tuple[int, int], schedule: _Schedule, workload: WorkloadSpec
+) -> tuple[float, int]:
+    """(scheduled, fixed-fleet) instance-hours per day of the fleet on offers of one packing."""
+    per_instance, spans = packing
+    scheduled = sum(
+        share * fleet_instance_hours_per_day(schedule.by_curve[name], per_instance, spans)
+        for name, _, share in workload.day_curves
+    )
+    return scheduled, fleet_instance_hours_per_day([schedule.fixed] * HOURS_PER_DAY, per_instance, spans)
+
+
 def _offer_costs(
-    dep: Deployment, offers: Sequence[PricedOffer], schedule: _Schedule, workload: WorkloadSpec
+    candidate: Candidate, schedule: _Schedule, workload: WorkloadSpec
 ) -> list[tuple[float, float, float, int, int, PricedOffer]]:
     """(monthly, fixed-fleet monthly, scheduled monthly, replicas per instance, instances per replica, offer)."""
     ops = workload.ops_hours_per_month * workload.ops_hourly_usd
-    curves = workload.day_curves
-    # Instance-hours per day depend only on how many replicas one instance holds; offers share them.
-    hours: dict[tuple[int, int], tuple[float, int]] = {}
     out = []
-    for priced in offers:
-        spans = instances_per_replica(dep, priced.offer)
-        per_instance = max(1, priced.offer.gpu_count // dep.gpus) if spans == 1 else 1
-        key = (per_instance, spans)
-        if key not in hours:
-            hours[key] = (
-                sum(
-                    share * fleet_instance_hours_per_day(schedule.by_curve[name], per_instance, spans)
-                    for name, _, share in curves
-                ),
-                fleet_instance_hours_per_day([schedule.fixed] * HOURS_PER_DAY, per_instance, spans),
-            )
-        scheduled_hours, fixed_hours = hours[key]
-        scheduled_usd = scheduled_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
-        fixed_usd = fixed_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
-        monthly = scheduled_usd if workload.scheduled_scaling else fixed_usd
-        out.append((monthly, fixed_usd, scheduled_usd, per_instance, spans, priced))
+    for packing, offers in candidate.offers_by_packing.items():
+        scheduled_hours, fixed_hours = _packing_hours(packing, schedule, workload)
+        for priced in offers:
+            scheduled_usd = scheduled_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
+            fixed_usd = fixed_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
+            monthly = scheduled_usd if workload.scheduled_scaling else fixed_usd
+            out.append((monthly, fixed_usd, scheduled_usd, *packing, priced))
     return out
 
 
 def fleets(
-    dep: Deployment,
-    offers: Sequence[PricedOffer],
-    rate_per_replica: float,
-    workload: WorkloadSpec,
-    *,
-    limit: int | None = None,
+    candidate: Candidate, rate_per_replica: float, workload: WorkloadSpec, *, limit: int | None = None
 ) -> list[Fleet]:
-    """The offers' fleets for this capacity per replica, cheapest first (the first `limit` of them).
+    """The candidate's offers' fleets for this capacity per replica, cheapest first (the first `limit`).
 
     With weekday and weekend curves the fleet follows each on its days; `replicas_by_hour` is then the weekday
     schedule and `replicas_by_hour_weekend` the other.
     """
-    schedule = _schedule(dep, rate_per_replica, workload)
-    costs = _offer_costs(dep, offers, schedule, workload)
+    schedule = _schedule(candidate.dep, rate_per_replica, workload)
+    costs = _offer_costs(candidate, schedule, workload)
     costs.sort(
         key=lambda c: (c[0], c[5].listing_gap_usd_per_gpu_hour, c[5].offer.provider, c[5].offer.instance_type)
     )
@@ -176,11 +168,16 @@ def fleets(
     ]
 
 
-def cheapest_monthly_usd(
-    dep: Deployment, offers: Sequence[PricedOffer], rate_per_replica: float, workload: WorkloadSpec
-) -> float:
-    schedule = _schedule(dep, rate_per_replica, workload)
-    return min(cost[0] for cost in _offer_costs(dep, offers, schedule, workload))
+def cheapest_monthly_usd(candidate: Candidate, rate_per_replica: float, workload: WorkloadSpec) -> float:
+    """The month's bill on the candidate's cheapest offer: per packing, its lowest-priced offer."""
+    schedule = _schedule(candidate.dep, rate_per_replica, workload)
+    ops = workload.ops_hours_per_month * workload.ops_hourly_usd
+    cheapest = math.inf
+    for packing, offers in candidate.offers_by_packing.items():
+        scheduled_hours, fixed_hours = _packing_hours(packing, schedule, workload)
+        hours = scheduled_hours if workload.scheduled_scaling else fixed_hours
+        cheapest = min(cheapest, hours * min(o.usd_per_hour for o in offers) * DAYS_PER_MONTH + ops)
+    return cheapest
 
 
 def api_monthly_cost_usd(api: ApiPriceSpec, volume: TokenVolume) -> float:
@@ -321,10 +318,10 @@ class Costed:
 
 
 def cost_family(sized: Sized, workload: WorkloadSpec) -> Costed:
-    dep, offers = sized.screened.dep, sized.screened.candidate.offers
+    candidate = sized.screened.candidate
     return Costed(
         sized=sized,
-        fleets=tuple(fleets(dep, offers, sized.planned_rate_per_s, workload, limit=4)),
-        point_monthly_usd=cheapest_monthly_usd(dep, offers, sized.capacity.max_rate_per_s, workload),
-        pessimistic_monthly_usd=cheapest_monthly_usd(dep, offers, sized.pessimistic_rate_per_s, workload),
+        fleets=tuple(fleets(candidate, sized.planned_rate_per_s, workload, limit=4)),
+        point_monthly_usd=cheapest_monthly_usd(candidate, sized.capacity.max_rate_per_s, workload),
+        pessimistic_monthly_usd=cheapest_monthly_usd(candidate, sized.pessimistic_rate_per_s, workload),
     )

@@ -145,7 +145,7 @@ def by_length(a: Costed, b: Costed, workload: WorkloadSpec) -> MixedFleet | None
             if capacity <= 0:
                 parts = []
                 break
-            fleet = fleets(screened.dep, screened.candidate.offers, capacity, part_workload, limit=1)[0]
+            fleet = fleets(screened.candidate, capacity, part_workload, limit=1)[0]
             monthly += fleet.monthly_usd
             parts.append(
                 {

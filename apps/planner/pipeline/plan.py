@@ -98,7 +98,7 @@ def _bounded_sizes(
     bounded = []
     for s in screened:
         optimistic = s.ceiling_rate_per_s * CEILING_SLACK / (1.0 + s.band.median_ape)
-        bound = cheapest_monthly_usd(s.dep, s.candidate.offers, optimistic, workload)
+        bound = cheapest_monthly_usd(s.candidate, optimistic, workload)
         cheapest_hour = min(o.usd_per_gpu_hour for o in s.candidate.offers) * s.dep.gpus
         bounded.append((bound, cheapest_hour, s))
     bounded.sort(key=lambda item: (item[0], item[1]))

@@ -11,7 +11,7 @@ from apps.planner.perf.calibration import Band, Calibration
 from apps.planner.perf.corpus import THROUGHPUT
 from apps.planner.perf.deployment import Deployment, UnsupportedCombination
 from apps.planner.perf.efficiency import Efficiency, Levels
-from apps.planner.perf.steady import offline_tokens_per_s
+from apps.planner.perf.steady import offline_tokens_per_s_each
 from apps.planner.perf.step import StepModel, build_step_model, levels_of
 from apps.planner.pipeline.candidates import Candidate, Rejection
 from apps.planner.pipeline.workload import WorkloadSpec
@@ -34,7 +34,7 @@ class Screened:
 def screen(
     candidates: tuple[Candidate, ...], workload: WorkloadSpec, calibration: Calibration, context_tokens: int
 ) -> tuple[list[Screened], list[Rejection]]:
-    survivors: list[Screened] = []
+    fitting: list[tuple[Candidate, StepModel, Efficiency, Levels]] = []
     rejected: list[Rejection] = []
     for candidate in candidates:
         dep = candidate.dep
@@ -49,10 +49,14 @@ def screen(
         if not step.memory.fits:
             rejected.append(Rejection.of(dep, "does_not_fit", step.memory.reason))
             continue
-        output, prompt = workload.output_tokens.mean, workload.prompt_tokens.mean
-        cached = float(workload.prefix.cached_tokens(prompt))
-        ceiling = offline_tokens_per_s(step, prompt, output, cached) / output
-        survivors.append(
-            Screened(candidate, step, efficiency, levels, calibration.band(levels, THROUGHPUT), ceiling)
+        fitting.append((candidate, step, efficiency, levels))
+    output, prompt = workload.output_tokens.mean, workload.prompt_tokens.mean
+    cached = float(workload.prefix.cached_tokens(prompt))
+    ceilings = offline_tokens_per_s_each([step for _, step, _, _ in fitting], prompt, output, cached)
+    survivors = [
+        Screened(
+            candidate, step, efficiency, levels, calibration.band(levels, THROUGHPUT), tokens_per_s / output
         )
+        for (candidate, step, efficiency, levels), tokens_per_s in zip(fitting, ceilings, strict=True)
+    ]
     return survivors, rejected
