@@ -63,7 +63,7 @@ from apps.planner.perf.step import StepModel, build_step_model, levels_of
 
 FloatArray = npt.NDArray[np.float64]
 FIT_PATH = DATA_DIR / "calibration_fit.json"
-MODEL_VERSION = "factored-2"
+MODEL_VERSION = "factored-3"
 
 # How far a published figure may sit from the truth of its stated conditions (run-to-run spread, unstated
 # settings), per kind, in log terms: TPOT averages thousands of steps and is as steady as throughput; TTFT

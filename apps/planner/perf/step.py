@@ -343,9 +343,8 @@ def collectives(dep: Deployment) -> Collectives:
     """What one stage step exchanges, per GPU.
 
     Tensor parallelism: two all-reduces per layer (after attention and after the MLP or MoE); a ring moves
-    2(n-1)/n of the payload, and its latency grows with the group (below linearly, thanks to NCCL's tree and NVLS
-    algorithms). Mixture of experts over data-parallel attention ranks: with expert parallelism a dispatch and a
-    combine all-to-all per MoE layer, each token's hidden state going to its k experts, (ep-1)/ep of them on
+    2(n-1)/n of the payload, and its latency depends on the fabric (allreduce_hops). Mixture of experts over
+    data-parallel attention ranks: with expert parallelism a dispatch and a combine all-to-all per MoE layer, each token's hidden state going to its k experts, (ep-1)/ep of them on
     other GPUs; with the experts tensor-sharded instead, an all-gather of every rank's tokens before the MoE and
     a reduce-scatter after it.
     """
@@ -354,7 +353,7 @@ def collectives(dep: Deployment) -> Collectives:
     layers = model.layers / dep.pp
     allreduces = hops = ar_bytes = 0.0
     if dep.tp > 1:
-        allreduces, hops = 2.0 * layers, math.sqrt(dep.tp - 1)
+        allreduces, hops = 2.0 * layers, allreduce_hops(link, dep.tp)
         ar_bytes = 2.0 * (dep.tp - 1) / dep.tp * model.hidden * _ACTIVATION_BYTES
     alltoalls = a2a_hops = a2a_bytes = 0.0
     moe_layers = layers * moe_layer_fraction(dep) if model.num_experts else 0.0
@@ -367,6 +366,22 @@ def collectives(dep: Deployment) -> Collectives:
         # Per token of this GPU's attention rank, the GPU receives the hidden states of the other ranks' tokens.
         a2a_bytes = model.hidden * _ACTIVATION_BYTES * (group - 1) / group * dep.dp
     return Collectives(allreduces, hops, ar_bytes, alltoalls, a2a_hops, a2a_bytes, link)
+
+
+# Fabrics where every GPU of the group reaches every other directly (a switch, or AMD's fully connected xGMI mesh).
+_ALL_TO_ALL_FABRICS = frozenset({"nvswitch", "nvl72", "xgmi"})
+
+
+def allreduce_hops(link: LinkClass, group: int) -> float:
+    """The latency of one small all-reduce in units of one link traversal.
+
+    At decode sizes (kilobytes per GPU) an all-reduce is pure latency. Where every GPU reaches every other
+    directly, engines use a one-shot all-reduce (vLLM's and TRT-LLM's custom all-reduce, NCCL NVLS, AMD's quick
+    reduce): each GPU reads its peers' buffers in parallel, so the latency does not grow with the group. Over
+    PCIe or the network the data goes round a ring whose steps wait for each other: the latency grows with the
+    n-1 hops to the farthest peer.
+    """
+    return 1.0 if link.name in _ALL_TO_ALL_FABRICS else float(group - 1)
 
 
 def moe_layer_fraction(dep: Deployment) -> float:
