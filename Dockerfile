@@ -13,6 +13,7 @@ COPY templates templates
 COPY static static
 COPY manage.py ./
 RUN pip install . && useradd --system --uid 10001 advisor \
+    && python -m compileall -q advisor apps workers \
     && SECRET_KEY=build-only python manage.py collectstatic --noinput \
     && chown -R advisor /app
 USER advisor

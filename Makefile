@@ -27,7 +27,7 @@ LLAMA_SERVER_BIN := $(ENGINE_CACHE)/llama-server-b$(LLAMACPP_BUILD)/bin
 LITELLM_VERSION := 1.83.14
 LITELLM_VENV := $(ENGINE_CACHE)/litellm-$(LITELLM_VERSION)
 
-.PHONY: run test lint typecheck checks pytest fuzz install-web install-test browser prometheus engines clean
+.PHONY: run test lint typecheck checks pytest fuzz install-web install-test bytecode browser prometheus engines clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,13 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,worker,llamacpp]'
 	touch $@
 
-install-web: $(VENV)/.web-installed
+install-web: $(VENV)/.web-installed bytecode
+
+# The project's modules byte-compiled once, so that a command does not compile them again at every start
+# (~65 ms of `manage.py plan`) where the environment sets PYTHONDONTWRITEBYTECODE, as this machine and the
+# Dockerfile do: Python still reads the compiled files, and recompiles only what changed since.
+bytecode: | $(BIN)/python
+	$(BIN)/python -m compileall -q advisor apps workers
 install-test: $(VENV)/.test-installed browser engines
 
 $(VLLM_VENV)/.installed:

@@ -529,9 +529,10 @@ def analytic_poisson(
     steps = np.ceil(prompts / room)
     per_chunk = np.minimum(prompts, room)
     services = steps * step.step_s(b, b * context, per_chunk, per_chunk * prompts / 2.0)
-    wait_mean_s = rate_per_s * float(services @ services) / services.size / (2.0 * (1.0 - rho))
-    mean_service = float(services.mean())
-    cs2 = float(services.var()) / mean_service**2 if mean_service > 0 else 0.0
+    mean_service = float(services.sum()) / services.size
+    mean_square = float(services @ services) / services.size
+    wait_mean_s = rate_per_s * mean_square / (2.0 * (1.0 - rho))
+    cs2 = max(mean_square / mean_service**2 - 1.0, 0.0) if mean_service > 0 else 0.0  # squared CV of service
     wait_mean_s *= (burstiness_cv**2 + cs2) / (1.0 + cs2)
     # The grid is sorted by length and service grows with length, so the 95th percentile is an index.
     ttft95_s = float(services[round(0.95 * (services.size - 1))]) + 3.0 * wait_mean_s
