@@ -246,11 +246,11 @@ def test_leave_one_source_out_error_holds_its_reported_figures(catalog: CatalogS
         assert figures["median_ape"] == pytest.approx(shipped.cv[kind]["median_ape"], rel=1e-6), kind
     cv = fresh.cv
     assert cv[THROUGHPUT]["rows"] >= 600
-    assert cv[THROUGHPUT]["median_ape"] <= 0.11
-    assert cv[THROUGHPUT]["p90_ape"] <= 0.41
+    assert cv[THROUGHPUT]["median_ape"] <= 0.13
+    assert cv[THROUGHPUT]["p90_ape"] <= 0.44
     assert cv["tpot_ms"]["rows"] >= 150
     assert cv["tpot_ms"]["median_ape"] <= 0.18
-    assert cv["tpot_ms"]["p90_ape"] <= 0.59
+    assert cv["tpot_ms"]["p90_ape"] <= 0.60
     assert cv["ttft_ms"]["rows"] >= 100
-    assert cv["ttft_ms"]["median_ape"] <= 0.24
-    assert cv["ttft_ms"]["p90_ape"] <= 0.69
+    assert cv["ttft_ms"]["median_ape"] <= 0.26
+    assert cv["ttft_ms"]["p90_ape"] <= 0.70
