@@ -49,6 +49,7 @@ from apps.planner.perf.corpus import (
 )
 from apps.planner.perf.deployment import Deployment, UnsupportedCombination
 from apps.planner.perf.efficiency import (
+    EVIDENCE_FACTORS,
     FACTOR_WIDTH,
     INTERCEPT_WIDTH,
     PARAMETER_NAMES,
@@ -362,7 +363,7 @@ def model_from_theta(theta: FloatArray, design: Design) -> EfficiencyModel:
                 effects[p.name][column] = float(value)
     evidence: Counter[str] = Counter()
     for r in design.rows:
-        for column in r.levels.columns(("engine", "engine x architecture", "engine x precision", "gpu")):
+        for column in r.levels.columns(EVIDENCE_FACTORS):
             evidence[column] += 1
     return EfficiencyModel(intercepts, effects, slopes, dict(evidence), "fitted")
 

@@ -278,6 +278,10 @@ class Levels:
         return f"{self.engine}/{self.architecture}/{self.precision}"
 
 
+# The factor groups whose row counts a prediction reports as the evidence behind it.
+EVIDENCE_FACTORS = ("engine", "engine x architecture", "engine x precision", "gpu")
+
+
 @dataclass(frozen=True)
 class EfficiencyModel:
     """Fitted (or prior) coefficients: per parameter an intercept, effects by design column, and slopes.
@@ -303,20 +307,15 @@ class EfficiencyModel:
 
     def efficiency(self, levels: Levels) -> Efficiency:
         values = {}
+        slope_x = levels.slope_values(("log2_tp", "log2_pp"))
         for p in PARAMETERS:
-            eta = self.intercepts[p.name]
-            eta += sum(self.effects[p.name].get(column, 0.0) for column in levels.columns(p.factors))
-            eta += sum(
-                self.slopes[p.name].get(name, 0.0) * x for name, x in levels.slope_values(p.slopes).items()
-            )
-            values[p.name] = float(p.value(eta))
+            effects, slopes = self.effects[p.name], self.slopes[p.name]
+            effect = sum(effects.get(column, 0.0) for column in levels.columns(p.factors))
+            slope = sum(slopes.get(name, 0.0) * slope_x[name] for name in p.slopes)
+            values[p.name] = float(p.value(self.intercepts[p.name] + effect + slope))
         evidence = {
             factor: self.evidence.get(column, 0)
-            for factor, column in zip(
-                ("engine", "engine x architecture", "engine x precision", "gpu"),
-                levels.columns(("engine", "engine x architecture", "engine x precision", "gpu")),
-                strict=False,
-            )
+            for factor, column in zip(EVIDENCE_FACTORS, levels.columns(EVIDENCE_FACTORS), strict=False)
         }
         return Efficiency(
             **values,

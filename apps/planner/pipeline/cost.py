@@ -62,7 +62,9 @@ def fleet_instance_hours_per_day(
 ) -> int:
     """Instances are whole: hour by hour, replicas round up to instances of `replicas_per_instance`; a replica
     spanning nodes takes `instances_per_replica` instances (and replicas_per_instance is then 1)."""
-    return sum(math.ceil(r / replicas_per_instance) * instances_per_replica for r in replicas_by_hour)
+    if replicas_per_instance == 1:
+        return sum(replicas_by_hour) * instances_per_replica
+    return sum(-(-r // replicas_per_instance) for r in replicas_by_hour) * instances_per_replica
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,7 @@ def by_hour(a: Costed, b: Costed, workload: WorkloadSpec) -> MixedFleet | None:
     return MixedFleet("by_hour", monthly, tuple(parts), 1.0 - monthly / best_single)
 
 
+@lru_cache(maxsize=64)
 def _bucket(stats: LengthStats, low_q: float, high_q: float, cap: int) -> LengthStats:
     """The part of a length distribution between two quantiles, as a histogram of 32 bins."""
     grid = quantiles(stats, np.linspace(low_q, high_q, 33))
@@ -108,8 +110,12 @@ def _bucket(stats: LengthStats, low_q: float, high_q: float, cap: int) -> Length
     )
 
 
-def by_length(a: Costed, b: Costed, workload: WorkloadSpec) -> MixedFleet | None:
-    """Short prompts to `a`, long ones to `b`, at the threshold (a quantile of prompt length) that costs least."""
+def by_length(
+    a: Costed, b: Costed, workload: WorkloadSpec, capacities: dict[tuple[int, LengthStats], float]
+) -> MixedFleet | None:
+    """Short prompts to `a`, long ones to `b`, at the threshold (a quantile of prompt length) that costs least.
+    `capacities` keeps each family's planned capacity per prompt bucket (by the family's identity) for the next
+    pair that asks."""
     best: MixedFleet | None = None
     best_single = min(a.monthly_usd, b.monthly_usd)
     prompt = workload.prompt_tokens
@@ -134,14 +140,17 @@ def by_length(a: Costed, b: Costed, workload: WorkloadSpec) -> MixedFleet | None
             ):
                 parts = []
                 break
-            capacity = max_rate_analytic(
-                screened.step,
-                bucket,
-                workload.output_tokens,
-                workload.slo,
-                prefix=workload.prefix,
-                burstiness_cv=workload.planning_burstiness_cv,
-            ).max_rate_per_s / (1.0 + screened.band.median_ape)
+            key = (id(screened), bucket)
+            if key not in capacities:
+                capacities[key] = max_rate_analytic(
+                    screened.step,
+                    bucket,
+                    workload.output_tokens,
+                    workload.slo,
+                    prefix=workload.prefix,
+                    burstiness_cv=workload.planning_burstiness_cv,
+                ).max_rate_per_s / (1.0 + screened.band.median_ape)
+            capacity = capacities[key]
             if capacity <= 0:
                 parts = []
                 break
@@ -176,10 +185,11 @@ def mixed_fleets(ranked: Sequence[Costed], workload: WorkloadSpec) -> list[Mixed
         by_gpu.setdefault(costed.sized.screened.dep.gpu.slug, costed)
     families = list(by_gpu.values())[:MAX_FAMILIES]
     found: list[MixedFleet] = []
+    capacities: dict[tuple[int, LengthStats], float] = {}
     for i, a in enumerate(families):
         for b in families[i + 1 :]:
             for first, second in ((a, b), (b, a)):
-                mix = by_length(first, second, workload)
+                mix = by_length(first, second, workload, capacities)
                 if mix and mix.monthly_usd < best_single * (1.0 - MIN_SAVING):
                     found.append(replace(mix, saving_vs_best_single=1.0 - mix.monthly_usd / best_single))
             mix = by_hour(a, b, workload)
