@@ -59,7 +59,7 @@ from apps.planner.perf.efficiency import (
     EfficiencyModel,
     Levels,
 )
-from apps.planner.perf.steady import fixed_lengths, single_sequence
+from apps.planner.perf.steady import fixed_lengths, single_sequence, stacked_fields
 from apps.planner.perf.step import StepModel, build_step_model, levels_of
 
 FloatArray = npt.NDArray[np.float64]
@@ -169,10 +169,7 @@ class Design:
 
 
 def build_design(rows: Sequence[ResolvedRow], columns: dict[str, tuple[str, ...]] | None = None) -> Design:
-    geometry = {
-        name: np.asarray([getattr(r.geometry, name) for r in rows], dtype=np.float64)
-        for name in _GEOMETRY_FIELDS
-    }
+    geometry = stacked_fields([r.geometry for r in rows], _GEOMETRY_FIELDS)
     if columns is None:
         columns = {}
         for p in PARAMETERS:

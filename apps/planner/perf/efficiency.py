@@ -307,7 +307,7 @@ class EfficiencyModel:
 
     def efficiency(self, levels: Levels) -> Efficiency:
         values = {}
-        slope_x = levels.slope_values(("log2_tp", "log2_pp"))
+        slope_x = levels.slope_values(SLOPE_WIDTH)
         for p in PARAMETERS:
             effects, slopes = self.effects[p.name], self.slopes[p.name]
             effect = sum(effects.get(column, 0.0) for column in levels.columns(p.factors))

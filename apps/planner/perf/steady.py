@@ -131,9 +131,12 @@ _STEP_ARRAYS = tuple(
 )
 
 
+def stacked_fields(steps: Sequence[StepModel], names: Sequence[str]) -> dict[str, FloatArray]:
+    """These fields of many deployments' step models, each as one array (an element per deployment)."""
+    return {name: np.asarray([getattr(s, name) for s in steps], dtype=np.float64) for name in names}
+
+
 def _stacked(steps: Sequence[StepModel]) -> StepModel:
     """Many deployments' step models as one whose fields are arrays (one element per deployment)."""
-    arrays: dict[str, Any] = {
-        name: np.asarray([getattr(s, name) for s in steps], dtype=np.float64) for name in _STEP_ARRAYS
-    }
+    arrays: dict[str, Any] = stacked_fields(steps, _STEP_ARRAYS)
     return StepModel(**arrays)

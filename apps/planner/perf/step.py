@@ -344,9 +344,9 @@ def collectives(dep: Deployment) -> Collectives:
 
     Tensor parallelism: two all-reduces per layer (after attention and after the MLP or MoE); a ring moves
     2(n-1)/n of the payload, and its latency depends on the fabric (allreduce_hops). Mixture of experts over
-    data-parallel attention ranks: with expert parallelism a dispatch and a combine all-to-all per MoE layer, each token's hidden state going to its k experts, (ep-1)/ep of them on
-    other GPUs; with the experts tensor-sharded instead, an all-gather of every rank's tokens before the MoE and
-    a reduce-scatter after it.
+    data-parallel attention ranks: with expert parallelism a dispatch and a combine all-to-all per MoE layer,
+    each token's hidden state going to its k experts, (ep-1)/ep of them on other GPUs; with the experts
+    tensor-sharded instead, an all-gather of every rank's tokens before the MoE and a reduce-scatter after it.
     """
     model = dep.model
     link = link_class(dep)

@@ -121,6 +121,10 @@ def _packing_hours(
     return scheduled, fleet_instance_hours_per_day([schedule.fixed] * HOURS_PER_DAY, per_instance, spans)
 
 
+def _monthly_usd(instance_hours_per_day: float, usd_per_instance_hour: float, ops_usd: float) -> float:
+    return instance_hours_per_day * usd_per_instance_hour * DAYS_PER_MONTH + ops_usd
+
+
 def _offer_costs(
     candidate: Candidate, schedule: _Schedule, workload: WorkloadSpec
 ) -> list[tuple[float, float, float, int, int, PricedOffer]]:
@@ -130,8 +134,8 @@ def _offer_costs(
     for packing, offers in candidate.offers_by_packing.items():
         scheduled_hours, fixed_hours = _packing_hours(packing, schedule, workload)
         for priced in offers:
-            scheduled_usd = scheduled_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
-            fixed_usd = fixed_hours * priced.usd_per_hour * DAYS_PER_MONTH + ops
+            scheduled_usd = _monthly_usd(scheduled_hours, priced.usd_per_hour, ops)
+            fixed_usd = _monthly_usd(fixed_hours, priced.usd_per_hour, ops)
             monthly = scheduled_usd if workload.scheduled_scaling else fixed_usd
             out.append((monthly, fixed_usd, scheduled_usd, *packing, priced))
     return out
@@ -178,7 +182,7 @@ def cheapest_monthly_usd(candidate: Candidate, rate_per_replica: float, workload
     for packing, offers in candidate.offers_by_packing.items():
         scheduled_hours, fixed_hours = _packing_hours(packing, schedule, workload)
         hours = scheduled_hours if workload.scheduled_scaling else fixed_hours
-        cheapest = min(cheapest, hours * min(o.usd_per_hour for o in offers) * DAYS_PER_MONTH + ops)
+        cheapest = min(cheapest, _monthly_usd(hours, min(o.usd_per_hour for o in offers), ops))
     return cheapest
 
 
